@@ -1,0 +1,108 @@
+"""grokplug: grok-aware starting checkpoints for machine-unlearning toolkits.
+
+Plugin authors::
+
+    from grokplug import hookimpl
+
+Users::
+
+    import grokplug
+    tracker = grokplug.GrokTracker("runs/m")            # track a training run
+    report = grokplug.detect_phases(history)            # classify it, pick θ_pre / θ_grok
+    ref = grokplug.request_checkpoint("runs/m", phase="grok")
+    grokplug.load_checkpoint(model, "runs/m", phase="grok")
+
+    @grokplug.grok_aware("runs/m", phase="grok")
+    def my_unlearning(model, forget_loader, retain_loader): ...
+
+Heavy modules (torch, transformers) load on first use of the names that need them, so
+``import grokplug`` and ``grokplug plugins`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from grokplug.hooks import hookimpl
+
+from ._types import PHASES, CheckpointRef, CheckpointRequest
+from .errors import GrokplugError
+from .plugins import get_plugin_manager
+
+__version__ = "0.1.0"
+
+# name -> module that defines it (imported lazily, PEP 562)
+_LAZY: dict[str, str] = {
+    "GrokReport": "grokplug._detect",
+    "PhaseChange": "grokplug._detect",
+    "OnlineDetector": "grokplug._detect",
+    "detect_phases": "grokplug._api",
+    "GrokTracker": "grokplug._tracker",
+    "GrokTrackerCallback": "grokplug._hf",
+    "RunDir": "grokplug._rundir",
+    "RetentionPolicy": "grokplug._retention",
+    "request_checkpoint": "grokplug._resolve",
+    "load_checkpoint": "grokplug._resolve",
+    "build_model": "grokplug._resolve",
+    "grok_aware": "grokplug._decorator",
+    "train_preset": "grokplug._train",
+    "Preset": "grokplug.presets._base",
+    "PresetData": "grokplug.presets._base",
+    "UnlearnContext": "grokplug._unlearn_types",
+    "UnlearnResult": "grokplug._unlearn_types",
+}
+
+__all__ = [
+    "PHASES",
+    "CheckpointRef",
+    "CheckpointRequest",
+    "GrokReport",
+    "GrokTracker",
+    "GrokTrackerCallback",
+    "GrokplugError",
+    "OnlineDetector",
+    "PhaseChange",
+    "Preset",
+    "PresetData",
+    "RetentionPolicy",
+    "RunDir",
+    "UnlearnContext",
+    "UnlearnResult",
+    "__version__",
+    "build_model",
+    "detect_phases",
+    "get_plugin_manager",
+    "grok_aware",
+    "hookimpl",
+    "load_checkpoint",
+    "request_checkpoint",
+    "train_preset",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'grokplug' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from ._api import detect_phases
+    from ._decorator import grok_aware
+    from ._detect import GrokReport, OnlineDetector, PhaseChange
+    from ._hf import GrokTrackerCallback
+    from ._resolve import build_model, load_checkpoint, request_checkpoint
+    from ._retention import RetentionPolicy
+    from ._rundir import RunDir
+    from ._tracker import GrokTracker
+    from ._train import train_preset
+    from ._unlearn_types import UnlearnContext, UnlearnResult
+    from .presets._base import Preset, PresetData

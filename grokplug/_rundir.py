@@ -1,0 +1,221 @@
+"""The run directory: the one place a tracked training run leaves everything a method needs.
+
+    RUN/
+      manifest.json                       format version, run config, checkpoint table (+ sha256), pins
+      history.jsonl                       one eval record per line
+      splits.json                         train/val indices and forget-eligible positions
+      grok.json                           the phase report (label, θ_pre, θ_grok, reasons)
+      checkpoints/<step>/model.safetensors
+      checkpoints/<step>/meta.json        step, metrics, sha256, config, seed, data hashes
+
+The manifest is the source of truth: a checkpoint folder it does not name (left by a crash mid-save)
+does not exist as far as grokplug is concerned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._atomic import write_bytes_atomic, write_json_atomic
+from .errors import FormatVersionError, GrokplugWarning, RunDirError, UnsafePathError
+
+FORMAT_NAME = "grokplug-run"
+FORMAT_VERSION = 1
+
+MANIFEST = "manifest.json"
+HISTORY = "history.jsonl"
+SPLITS = "splits.json"
+REPORT = "grok.json"
+CHECKPOINTS = "checkpoints"
+
+
+def checkpoint_dirname(step: int) -> str:
+    return f"{int(step):08d}"
+
+
+class RunDir:
+    """Read (and, for the tracker, write) one run directory."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not (self.path / MANIFEST).is_file():
+            if not self.path.exists():
+                raise RunDirError(f"run directory {self.path} does not exist")
+            raise RunDirError(f"{self.path} is not a grokplug run directory (it has no {MANIFEST})")
+        self.manifest = self._read_manifest()
+
+    # -- creation ------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], run: Mapping[str, Any]) -> RunDir:
+        """Create a run directory (the caller holds its lock). ``run`` holds config, seed, data hashes."""
+        path = Path(path)
+        (path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        from . import __version__
+
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "grokplug_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "status": "running",
+            "run": dict(run),
+            "checkpoints": {},
+            "latest_step": None,
+            "pins": {},
+        }
+        write_json_atomic(path / MANIFEST, manifest)
+        return cls(path)
+
+    @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        return (Path(path) / MANIFEST).is_file()
+
+    # -- manifest ------------------------------------------------------------------------------
+
+    def _read_manifest(self) -> dict[str, Any]:
+        file = self.path / MANIFEST
+        try:
+            manifest = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"cannot read {file}: {exc}") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise RunDirError(f"{file} is not a grokplug run manifest")
+        version = manifest.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{file} has format version {version!r}, but this grokplug reads up to version {FORMAT_VERSION}; "
+                "upgrade grokplug to read this run"
+            )
+        return manifest
+
+    def reload(self) -> RunDir:
+        self.manifest = self._read_manifest()
+        return self
+
+    def write_manifest(self) -> None:
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    @property
+    def run_info(self) -> dict[str, Any]:
+        return dict(self.manifest.get("run", {}))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.run_info.get("config", {}))
+
+    @property
+    def seed(self) -> int | None:
+        return self.run_info.get("seed")
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", "running"))
+
+    @property
+    def latest_step(self) -> int | None:
+        return self.manifest.get("latest_step")
+
+    @property
+    def pins(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.manifest.get("pins", {}).items() if v is not None}
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def resolve_inside(self, relative: str) -> Path:
+        """A manifest path, refused unless it stays inside the run directory."""
+        if not isinstance(relative, str) or os.path.isabs(relative):
+            raise UnsafePathError(f"manifest of {self.path} names an absolute or invalid path {relative!r}; refused")
+        root = self.path.resolve()
+        candidate = (root / relative).resolve()
+        if candidate != root and root not in candidate.parents:
+            raise UnsafePathError(f"manifest of {self.path} names {relative!r}, which is outside the run directory; refused")
+        return candidate
+
+    def checkpoint_steps(self) -> list[int]:
+        return sorted(int(s) for s in self.manifest.get("checkpoints", {}))
+
+    def checkpoint_entry(self, step: int) -> dict[str, Any]:
+        entry = self.manifest.get("checkpoints", {}).get(str(int(step)))
+        if entry is None:
+            from .errors import CheckpointError
+
+            kept = ", ".join(map(str, self.checkpoint_steps())) or "none"
+            raise CheckpointError(f"run {self.path} has no checkpoint at step {step} (kept steps: {kept})")
+        return dict(entry)
+
+    def weights_path(self, step: int) -> Path:
+        return self.resolve_inside(self.checkpoint_entry(step)["path"])
+
+    def checkpoint_meta(self, step: int) -> dict[str, Any]:
+        entry = self.checkpoint_entry(step)
+        meta_path = self.resolve_inside(entry.get("meta", str(Path(entry["path"]).parent / "meta.json")))
+        try:
+            return json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"cannot read checkpoint metadata {meta_path}: {exc}") from exc
+
+    # -- history -------------------------------------------------------------------------------
+
+    def history(self) -> list[dict[str, Any]]:
+        """Eval records sorted by step. Malformed lines (a crash mid-write) are skipped with a warning."""
+        file = self.path / HISTORY
+        if not file.exists():
+            return []
+        records: dict[int, dict[str, Any]] = {}
+        with open(file, encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    step = int(record["step"])
+                except (ValueError, KeyError, TypeError):
+                    warnings.warn(
+                        f"{file} line {lineno} is malformed (a crash mid-write?); skipped", GrokplugWarning, stacklevel=2
+                    )
+                    continue
+                records[step] = record  # a re-logged step (after resume) replaces the older record
+        return [records[s] for s in sorted(records)]
+
+    def append_history(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(dict(record), sort_keys=True, allow_nan=True)
+        with open(self.path / HISTORY, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+
+    def rewrite_history(self, records: list[Mapping[str, Any]]) -> None:
+        data = "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
+        write_bytes_atomic(self.path / HISTORY, data.encode())
+
+    # -- splits and report ---------------------------------------------------------------------
+
+    def write_splits(self, splits: Mapping[str, Any]) -> None:
+        write_json_atomic(self.path / SPLITS, dict(splits))
+
+    def splits(self) -> dict[str, Any]:
+        file = self.path / SPLITS
+        if not file.exists():
+            raise RunDirError(f"run {self.path} has no {SPLITS} (it was not made by a preset or tracker with data)")
+        return json.loads(file.read_text())
+
+    def write_report(self, report: Any) -> None:
+        write_json_atomic(self.path / REPORT, report.to_dict())
+
+    def report(self) -> Any:
+        """The stored phase report, or ``None`` if the run has not written one yet."""
+        from ._detect import GrokReport
+
+        file = self.path / REPORT
+        if not file.exists():
+            return None
+        try:
+            return GrokReport.from_dict(json.loads(file.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise RunDirError(f"cannot read {file}: {exc}") from exc

@@ -1,0 +1,67 @@
+"""Run checkpoint writes off the training thread, with back-pressure and error propagation."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+
+class BackgroundWriter:
+    """A single worker thread that runs write jobs in order.
+
+    ``submit`` blocks when ``max_pending`` jobs are queued (so a slow disk slows training rather
+    than filling memory with weight copies). A job's exception is re-raised on the next
+    ``submit``/``flush`` call in the training thread, so failures are never silent.
+    """
+
+    def __init__(self, max_pending: int = 2, name: str = "grokplug-saver") -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=max_pending)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:  # after a failure, drop the rest: the caller will be told
+                    job()
+            except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._raise_pending()
+        self._queue.put(job)
+
+    def flush(self) -> None:
+        self._queue.join()
+        self._raise_pending()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_pending()
+
+
+class InlineWriter:
+    """Same interface, runs jobs immediately (``async_save=False``)."""
+
+    def submit(self, job: Callable[[], None]) -> None:
+        job()
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

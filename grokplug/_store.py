@@ -1,0 +1,197 @@
+"""Checkpoint files: safetensors only, written atomically, verified by sha256 on load.
+
+Nothing here ever unpickles: a ``.pt``/``.bin`` pickle archive is recognised and refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ._atomic import describe_os_error, sha256_file, write_json_atomic
+from ._rundir import CHECKPOINTS, RunDir, checkpoint_dirname
+from .errors import CheckpointIntegrityError
+
+WEIGHTS = "model.safetensors"
+META = "meta.json"
+OPTIMIZER = "optimizer.safetensors"
+
+
+def snapshot_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the weights (safe to write from another thread while training goes on).
+
+    Copies also break storage sharing between tied weights, which safetensors refuses to save.
+    """
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+OptimizerSnapshot = tuple[dict[str, torch.Tensor], dict[str, Any]]
+
+
+def snapshot_optimizer(optimizer: torch.optim.Optimizer, with_rng: bool = True) -> OptimizerSnapshot:
+    """A detached copy of an optimizer's state (and the torch RNG state), flattened for safetensors."""
+    tensors, structure = _flatten_optimizer(optimizer.state_dict())
+    if with_rng:
+        tensors["rng.torch"] = torch.get_rng_state().clone()
+    return tensors, structure
+
+
+def _flatten_optimizer(state: Mapping[str, Any]) -> OptimizerSnapshot:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, entries in state.get("state", {}).items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{idx}.{key}"] = value.detach().to("cpu", copy=True).contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": state.get("param_groups", []), "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: Mapping[str, torch.Tensor], structure: Mapping[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if not name.startswith("state."):
+            continue
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for name, value in structure.get("scalars", {}).items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": structure.get("param_groups", [])}
+
+
+def save_checkpoint(
+    run: RunDir,
+    step: int,
+    tensors: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    *,
+    optimizer: OptimizerSnapshot | None = None,
+) -> dict[str, Any]:
+    """Write one checkpoint and name it in the manifest. Returns its manifest entry.
+
+    The folder is assembled under a temporary name and renamed into place, then the manifest is
+    replaced atomically: a crash at any point leaves the previous manifest and checkpoints intact.
+    """
+    root = run.path / CHECKPOINTS
+    final = root / checkpoint_dirname(step)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{checkpoint_dirname(step)}-", dir=root))
+        try:
+            save_file(dict(tensors), str(tmp / WEIGHTS), metadata={"format": "pt", "step": str(step)})
+            digest = sha256_file(tmp / WEIGHTS)
+            meta_out = {**dict(meta), "step": int(step), "sha256": digest, "weights": WEIGHTS}
+            entry: dict[str, Any] = {
+                "path": f"{CHECKPOINTS}/{final.name}/{WEIGHTS}",
+                "meta": f"{CHECKPOINTS}/{final.name}/{META}",
+                "sha256": digest,
+                "bytes": (tmp / WEIGHTS).stat().st_size,
+            }
+            if optimizer is not None:
+                opt_tensors, structure = optimizer
+                save_file(opt_tensors, str(tmp / OPTIMIZER))
+                meta_out["optimizer"] = structure
+                entry["optimizer"] = f"{CHECKPOINTS}/{final.name}/{OPTIMIZER}"
+                entry["optimizer_sha256"] = sha256_file(tmp / OPTIMIZER)
+            write_json_atomic(tmp / META, meta_out)
+            if final.exists():  # re-saving a step after a resume: replace the stale copy
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        run.manifest.setdefault("checkpoints", {})[str(int(step))] = entry
+        latest = run.manifest.get("latest_step")
+        run.manifest["latest_step"] = int(step) if latest is None else max(int(latest), int(step))
+        run.write_manifest()
+    except OSError as exc:
+        raise describe_os_error(exc, f"save checkpoint {step} in", run.path) from exc
+    return entry
+
+
+def drop_optimizer_state(run: RunDir, step: int) -> None:
+    """Delete the optimizer state of an older checkpoint (only the latest is needed to resume)."""
+    entry = run.manifest.get("checkpoints", {}).get(str(int(step)))
+    if not entry or "optimizer" not in entry:
+        return
+    path = run.resolve_inside(entry.pop("optimizer"))
+    entry.pop("optimizer_sha256", None)
+    run.write_manifest()
+    path.unlink(missing_ok=True)
+
+
+def delete_checkpoint(run: RunDir, step: int) -> None:
+    """Remove a checkpoint from the manifest first, then from disk (a crash leaves only an orphan)."""
+    entries = run.manifest.get("checkpoints", {})
+    entry = entries.pop(str(int(step)), None)
+    if entry is None:
+        return
+    run.write_manifest()
+    shutil.rmtree(run.resolve_inside(entry["path"]).parent, ignore_errors=True)
+
+
+def clean_orphans(run: RunDir) -> list[str]:
+    """Remove checkpoint folders the manifest does not name (left by a crash mid-save)."""
+    root = run.path / CHECKPOINTS
+    named = {Path(e["path"]).parent.name for e in run.manifest.get("checkpoints", {}).values()}
+    removed = []
+    for child in root.iterdir() if root.exists() else []:
+        if child.is_dir() and child.name not in named:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child.name)
+    return removed
+
+
+def _sniff_format(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head[:2] == b"PK":
+        return "a torch.save zip archive (pickle inside)"
+    if head[:1] == b"\x80":
+        return "a pickle file"
+    return ""
+
+
+def load_weights(path: str | os.PathLike[str], expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, verifying its hash when one is expected. Never unpickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointIntegrityError(f"weights file {path} is missing")
+    sniffed = _sniff_format(path)
+    if sniffed or path.suffix in {".pt", ".pth", ".bin", ".ckpt", ".pkl"}:
+        raise CheckpointIntegrityError(
+            f"refusing to load {path}: it is {sniffed or 'not a .safetensors file'}; grokplug never loads weights "
+            "through pickle (convert it once with safetensors.torch.save_file in a trusted environment)"
+        )
+    if expected_sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise CheckpointIntegrityError(
+                f"{path} does not match its manifest (sha256 {actual[:12]}… ≠ recorded {expected_sha256[:12]}…): "
+                "the file was modified or truncated after it was saved"
+            )
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointIntegrityError(f"{path} is not a readable safetensors file ({exc}); it may be truncated") from exc
+
+
+def load_optimizer(run: RunDir, step: int) -> tuple[dict[str, Any], torch.Tensor | None] | None:
+    """The optimizer state and RNG state saved with a checkpoint, or ``None`` if not kept."""
+    entry = run.checkpoint_entry(step)
+    if "optimizer" not in entry:
+        return None
+    tensors = load_weights(run.resolve_inside(entry["optimizer"]), entry.get("optimizer_sha256"))
+    structure = run.checkpoint_meta(step).get("optimizer", {})
+    rng = tensors.pop("rng.torch", None)
+    return unflatten_optimizer(tensors, structure), rng

@@ -1,0 +1,347 @@
+"""GrokTracker: follow a training run through grokking, keep the right checkpoints, report phases.
+
+One object serves three kinds of loop:
+
+* a plain PyTorch loop: ``tracker.log_eval(step, train_acc=..., val_acc=..., model=model)``;
+* the HF Trainer: :class:`grokplug.GrokTrackerCallback` drives the same calls;
+* accelerate multi-process: pass ``accelerator=``; rank 0 writes, the others wait, and every rank
+  gets the same report from :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import _store
+from ._atomic import RunLock, sha256_ints
+from ._detect import GrokReport, OnlineDetector, PhaseChange
+from ._retention import RetentionPolicy
+from ._rundir import CHECKPOINTS, RunDir
+from ._saver import BackgroundWriter, InlineWriter
+from ._types import CheckpointRef
+from .errors import RunDirError, UsageError
+from .plugins import get_plugin_manager
+
+_SPLIT_KEYS = ("train_indices", "val_indices", "forget_eligible")
+_RESUMABLE_CONFIG_KEYS = {"max_steps"}  # may change between a run and its resumption
+
+
+def _splits_of(data: Any) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    get = data.get if isinstance(data, Mapping) else lambda k, d=None: getattr(data, k, d)
+    splits = {k: [int(i) for i in get(k)] for k in _SPLIT_KEYS if get(k) is not None}
+    if get("num_classes") is not None:
+        splits["num_classes"] = int(get("num_classes"))
+    if get("info") is not None:
+        splits["info"] = dict(get("info"))
+    return splits
+
+
+def _is_main_process(accelerator: Any) -> bool:
+    if accelerator is not None:
+        return bool(accelerator.is_main_process)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return True
+
+
+class GrokTracker:
+    """Track one run in ``run_dir``.
+
+    :param config: the training recipe (recorded; a resumed run must match it except ``max_steps``).
+    :param seed: recorded with every checkpoint.
+    :param splits: an object or mapping with ``train_indices``, ``val_indices`` and
+        ``forget_eligible`` (e.g. a :class:`grokplug.PresetData`); written to ``splits.json`` and hashed.
+    :param save_every: save a checkpoint on eval steps divisible by this (``None``: every eval
+        that passes a model).
+    :param retention: which checkpoints to keep (default: log-spaced plus detector candidates).
+    :param detector_params: overrides for the phase detector.
+    :param async_save: write checkpoints on a background thread.
+    :param resume: continue an unfinished run found in ``run_dir``; ``False`` refuses an existing run.
+    :param overwrite: delete an existing grokplug run in ``run_dir`` and start afresh.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        config: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        splits: Any = None,
+        save_every: int | None = None,
+        retention: RetentionPolicy | None = None,
+        detector_params: Mapping[str, Any] | None = None,
+        async_save: bool = True,
+        resume: bool = True,
+        overwrite: bool = False,
+        accelerator: Any = None,
+    ) -> None:
+        self.path = Path(run_dir)
+        self.config = dict(config or {})
+        self.seed = seed
+        self.save_every = save_every
+        self.retention = retention or RetentionPolicy()
+        self.detector_params = dict(detector_params or {})
+        self.accelerator = accelerator
+        self.is_main = _is_main_process(accelerator)
+        self._pm = get_plugin_manager()
+        self._transforms = self._pm.has_gradient_transforms()
+        self._lock = RunLock(self.path)
+        self._closed = False
+        self.start_step = 0
+        self._final: GrokReport | None = None
+        self.run: RunDir | None = None
+        self.detector = OnlineDetector(**self.detector_params)
+        if self.is_main:
+            self._open(splits, resume=resume, overwrite=overwrite)
+        self._writer = (BackgroundWriter() if async_save else InlineWriter()) if self.is_main else InlineWriter()
+
+    # -- opening / resuming --------------------------------------------------------------------
+
+    def _open(self, splits: Any, *, resume: bool, overwrite: bool) -> None:
+        if self.path.exists() and not RunDir.exists(self.path) and any(p.name != ".lock" for p in self.path.iterdir()):
+            raise RunDirError(f"{self.path} exists and is not a grokplug run directory; refusing to write into it")
+        self._lock.acquire()
+        try:
+            if RunDir.exists(self.path) and overwrite:
+                for child in self.path.iterdir():
+                    if child.name != ".lock":
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if RunDir.exists(self.path):
+                if not resume:
+                    raise UsageError(f"{self.path} already holds a run; pass resume=True to continue it or overwrite=True")
+                self._resume()
+            else:
+                self._create(splits)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _create(self, splits: Any) -> None:
+        split_data = _splits_of(splits)
+        data_hashes = {}
+        if split_data:
+            data_hashes = {f"{k}_sha256": sha256_ints(split_data[k]) for k in _SPLIT_KEYS if k in split_data}
+            data_hashes.update({f"n_{k}": len(split_data[k]) for k in _SPLIT_KEYS if k in split_data})
+        run_info = {
+            "config": self.config,
+            "seed": self.seed,
+            "data": data_hashes,
+            "retention": self.retention.to_dict(),
+            "detector_params": self.detector_params,
+        }
+        self.run = RunDir.create(self.path, run_info)
+        if split_data:
+            self.run.write_splits(split_data)
+
+    def _resume(self) -> None:
+        run = RunDir(self.path)
+        if run.status == "finished":
+            raise UsageError(f"{self.path} holds a finished run; inspect it, or pass overwrite=True to train again")
+        recorded = {k: v for k, v in run.config.items() if k not in _RESUMABLE_CONFIG_KEYS}
+        wanted = {k: v for k, v in self.config.items() if k not in _RESUMABLE_CONFIG_KEYS}
+        if self.config and recorded != wanted:
+            diff = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+            raise UsageError(f"{self.path} was started with a different config (differs in: {', '.join(diff)})")
+        if self.seed is not None and run.seed is not None and run.seed != self.seed:
+            raise UsageError(f"{self.path} was started with seed {run.seed}, not {self.seed}")
+        _store.clean_orphans(run)
+        latest = run.latest_step
+        resumable = latest is not None and "optimizer" in run.checkpoint_entry(latest)
+        self.start_step = int(latest) if resumable else 0
+        history = [r for r in run.history() if resumable and r["step"] <= self.start_step]
+        run.rewrite_history(history)
+        if not resumable:  # nothing to continue from: start the run over in place
+            for step in run.checkpoint_steps():
+                _store.delete_checkpoint(run, step)
+        saved = [r["step"] for r in history if r.get("saved")]
+        self.detector = OnlineDetector.replay(history, saved, **self.detector_params)
+        self.config = self.config or run.config
+        self.run = run
+
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> int:
+        """Load the state to continue from into ``model``/``optimizer``; returns the step to resume at (0: fresh)."""
+        if self.start_step == 0:
+            return 0
+        if self.is_main or self.run is not None:
+            run = self.run
+        else:
+            run = RunDir(self.path)
+        assert run is not None
+        entry = run.checkpoint_entry(self.start_step)
+        tensors = _store.load_weights(run.resolve_inside(entry["path"]), entry["sha256"])
+        model.load_state_dict(tensors)
+        saved = _store.load_optimizer(run, self.start_step)
+        if saved is not None:
+            state, rng = saved
+            if optimizer is not None:
+                optimizer.load_state_dict(state)
+            if rng is not None:
+                torch.set_rng_state(rng)
+        return self.start_step
+
+    # -- training-loop calls -------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """The online detector's current phase (``fitting``, ``plateau``, ``grokked`` ...)."""
+        return self.detector.state
+
+    def is_save_step(self, step: int) -> bool:
+        return self.save_every is None or step % self.save_every == 0
+
+    def before_optimizer_step(self, model: torch.nn.Module, step: int) -> None:
+        """Call between ``backward()`` and ``optimizer.step()``: lets gradient-transform plugins act."""
+        if self._transforms:
+            self._pm.transform_gradients(model, step)
+
+    def log_eval(
+        self,
+        step: int,
+        *,
+        train_acc: float,
+        val_acc: float,
+        train_loss: float | None = None,
+        val_loss: float | None = None,
+        model: torch.nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        **extra: float,
+    ) -> PhaseChange | None:
+        """Record one evaluation; with ``model=`` also save a checkpoint on save steps."""
+        if self._closed:
+            raise UsageError("this GrokTracker is closed")
+        record: dict[str, Any] = {"step": int(step), "train_acc": float(train_acc), "val_acc": float(val_acc)}
+        for key, value in (("train_loss", train_loss), ("val_loss", val_loss), *extra.items()):
+            if value is not None:
+                record[key] = float(value)
+        saving = model is not None and self.is_save_step(step)
+        record["saved"] = saving
+        change = self.detector.update(record, saved=saving)
+        if not self.is_main:
+            return change
+        assert self.run is not None
+        self.run.append_history(record)
+        if saving:
+            assert model is not None
+            self._submit_save(step, record, model, optimizer)
+        if change is not None:
+            change = replace(change, run_dir=self.path)
+            self.run.write_report(self.detector.report())
+            self._pm.phase_changed(change)
+        return change
+
+    def _submit_save(
+        self, step: int, record: Mapping[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+    ) -> None:
+        tensors = _store.snapshot_state_dict(_unwrap(model))  # copy now; the loop keeps training
+        opt = _store.snapshot_optimizer(optimizer) if optimizer is not None else None
+        protected = set(self.detector.protected_steps())
+        meta = {
+            "metrics": dict(record),
+            "config": self.config,
+            "seed": self.seed,
+            "data": self.run.run_info.get("data", {}) if self.run else {},
+            "model_class": f"{type(_unwrap(model)).__module__}.{type(_unwrap(model)).__qualname__}",
+        }
+        run = self.run
+        assert run is not None
+
+        def job() -> None:
+            previous = run.latest_step
+            entry = _store.save_checkpoint(run, step, tensors, meta, optimizer=opt)
+            if opt is not None and previous is not None and previous != step:
+                _store.drop_optimizer_state(run, previous)  # only the latest is needed to resume
+            keep = self.retention.keep(run.checkpoint_steps(), protected | set(run.pins.values()))
+            for old in set(run.checkpoint_steps()) - keep:
+                _store.delete_checkpoint(run, old)
+            ref = CheckpointRef(
+                phase="candidate", step=step, path=run.resolve_inside(entry["path"]), sha256=entry["sha256"],
+                metrics=dict(record), run_dir=run.path, provider="tracker",
+            )
+            self._pm.checkpoint_saved(ref)
+
+        self._writer.submit(job)
+
+    def maybe_save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> bool:
+        """Save a checkpoint on a save step without an eval record (prefer ``log_eval(model=...)``)."""
+        if not self.is_main or not self.is_save_step(step):
+            return False
+        self._submit_save(step, {"step": int(step)}, model, optimizer)
+        return True
+
+    # -- results -------------------------------------------------------------------------------
+
+    def report(self) -> GrokReport:
+        """The phase report for what has been logged so far."""
+        return self._final or self.detector.report()
+
+    def flush(self) -> None:
+        """Wait for pending checkpoint writes."""
+        self._writer.flush()
+
+    def close(self) -> GrokReport:
+        """Finish the run: wait for writes, detect phases, pin θ_pre/θ_grok, write ``grok.json``."""
+        if self._final is not None:
+            return self._final
+        report: GrokReport | None = None
+        try:
+            if self.is_main:
+                self._writer.close()
+                report = self._finalise()
+        finally:
+            self._closed = True
+            self._lock.release()
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            payload = [report.to_dict() if report is not None else None]
+            broadcast_object_list(payload, from_process=0)
+            report = GrokReport.from_dict(payload[0])
+        assert report is not None
+        self._final = report
+        return report
+
+    def _finalise(self) -> GrokReport:
+        run = self.run
+        assert run is not None
+        history = run.history()
+        ever_saved = sorted(self.detector.checkpoint_steps)
+        report = self._pm.detect_phases(history, self.detector_params, ever_saved)
+        existing = set(run.checkpoint_steps())
+        if any(s is not None and s not in existing for s in (report.pre_step, report.grok_step)):
+            report = self._pm.detect_phases(history, self.detector_params, sorted(existing))
+            report.reasons.append("a chosen checkpoint had been pruned; the choice was remade among kept checkpoints")
+        run.manifest["pins"] = {k: v for k, v in (("pre", report.pre_step), ("grok", report.grok_step)) if v is not None}
+        run.manifest["status"] = "finished"
+        run.manifest["label"] = report.label
+        run.write_manifest()
+        run.write_report(report)
+        return report
+
+    def __enter__(self) -> GrokTracker:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # keep what was written; the run stays resumable
+            try:
+                self._writer.close()
+            finally:
+                self._closed = True
+                self._lock.release()
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+__all__ = ["GrokTracker", "CHECKPOINTS"]

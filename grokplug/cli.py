@@ -1,0 +1,199 @@
+"""``grokplug`` command line: plugins | train | inspect | unlearn | compare | demo.
+
+Handled errors print one line (``grokplug: error: ...``) and exit with the error's code (2 for misuse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .errors import GrokplugError, GrokplugWarning, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, no usage dump
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import get_plugin_manager
+
+    info = get_plugin_manager().describe()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print("plugins:")
+    for p in info["plugins"]:
+        kind = "built-in" if p["builtin"] else f"{p['distribution']} {p['version']}"
+        print(f"  {p['name']}  ({kind})\n      hooks: {', '.join(p['hooks'])}")
+    for kind in ("methods", "metrics", "presets"):
+        print(f"{kind}:" + ("" if info[kind] else " none"))
+        for entry in info[kind]:
+            print(f"  {entry['name']:<22} {entry['description'] or ''}  [{entry['plugin']}]")
+    for failed in info["failed"]:
+        print(f"failed: {failed['name']} ({failed['distribution']}): {failed['error']}")
+    return 0
+
+
+def _summary(report: Any, run_dir: Path) -> dict[str, Any]:
+    from ._rundir import RunDir
+
+    run = RunDir(run_dir)
+    out = report.to_dict()
+    out["run_dir"] = str(run_dir)
+    out["checkpoints_kept"] = len(run.checkpoint_steps())
+    out["kept_steps"] = run.checkpoint_steps()
+    out["status"] = run.status
+    return out
+
+
+def _print_report(summary: dict[str, Any]) -> None:
+    def fmt(value: Any) -> str:
+        return "—" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+
+    print(f"run:        {summary['run_dir']} ({summary['status']})")
+    print(f"label:      {summary['label']}{' (in progress)' if summary.get('in_progress') else ''}")
+    print(f"t_mem:      {fmt(summary['t_mem'])}   t_onset: {fmt(summary['t_onset'])}   t_gen: {fmt(summary['t_gen'])}")
+    print(f"grok ratio: {fmt(summary['grok_ratio'])}   gain: {fmt(summary['gain'])}")
+    print(f"θ_pre:      step {fmt(summary['pre_step'])}  ({summary['pre_rule']})")
+    print(f"θ_grok:     step {fmt(summary['grok_step'])}  ({summary['grok_rule'] or 'none'})")
+    print(f"kept:       {summary['checkpoints_kept']} checkpoints")
+    for reason in summary.get("reasons", []):
+        print(f"  - {reason}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ._retention import RetentionPolicy
+    from ._train import train_preset
+
+    if args.grokfast:
+        from grokplug.hooks import grokfast
+
+        grokfast.enable()
+    started = time.perf_counter()
+    report = train_preset(
+        args.preset,
+        args.run_dir,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        control=args.control,
+        retention=RetentionPolicy.dense() if args.dense else None,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    summary = _summary(report, Path(args.run_dir))
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_report(summary)
+        print(f"wall time:  {summary['wall_seconds']} s")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from ._api import detect_phases
+    from ._rundir import RunDir
+
+    run = RunDir(args.run_dir)
+    report = run.report() if run.status == "finished" else None
+    if report is None:  # still running or interrupted: classify what is there
+        report = detect_phases(args.run_dir)
+    summary = _summary(report, Path(args.run_dir))
+    if args.plot:
+        from ._plot import plot_run
+
+        summary["plot"] = str(plot_run(run.history(), report, args.plot, title=f"{run.config.get('preset', run.path.name)}"))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_report(summary)
+        if args.plot:
+            print(f"plot:       {summary['plot']}")
+    return 0
+
+
+def _cmd_not_yet(args: argparse.Namespace) -> int:
+    raise UsageError(f"`grokplug {args.command}` is not yet available in this version")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(out_dir=Path(args.out), progress=not args.no_progress)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="grokplug", description="Grok-aware starting checkpoints for machine unlearning.")
+    parser.add_argument("--version", action="version", version=f"grokplug {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("plugins", help="list plugins, methods, metrics and presets")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("train", help="train a preset with tracking (resumes an unfinished run)")
+    p.add_argument("preset", help="preset name (see `grokplug plugins`)")
+    p.add_argument("--run-dir", required=True, type=Path, help="where the run is written")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=None, help="training budget (default: the preset's)")
+    p.add_argument("--control", default=None, help="train the preset's no-grok control (e.g. no-grok)")
+    p.add_argument("--dense", action="store_true", help="keep every checkpoint (no retention pruning)")
+    p.add_argument("--grokfast", action="store_true", help="enable the Grokfast EMA gradient filter")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --run-dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("inspect", help="phase report of a run (label, θ_pre, θ_grok), optionally a plot")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write training curves with phases")
+    p.set_defaults(func=_cmd_inspect)
+
+    for name, text in (("unlearn", "unlearn from θ_pre or θ_grok"), ("compare", "compare θ_pre vs θ_grok")):
+        p = sub.add_parser(name, help=f"{text} (not yet available)")
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_cmd_not_yet)
+
+    p = sub.add_parser("demo", help="the end-to-end demo on the built-in offline presets")
+    p.add_argument("--out", default="runs/demo", help="where runs and plots go (reused if present)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"grokplug: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", GrokplugWarning)
+        warnings.showwarning = _show_warning
+        try:
+            args = build_parser().parse_args(argv)
+            return int(args.func(args) or 0)
+        except GrokplugError as exc:
+            print(f"grokplug: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("grokplug: interrupted", file=sys.stderr)
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""The plugin manager: built-ins as ordinary plugins, entry points, env controls, and a typed façade.
+
+Callers use the façade methods (``pm.resolve_checkpoint(request)``, ``pm.methods`` ...) and never
+``pm.hook`` directly, so every call site is typed and every plugin failure becomes one
+:class:`~grokplug.errors.PluginError` line that names the plugin, its distribution and the hook.
+
+Environment:
+
+* ``GROKPLUG_DISABLE_PLUGIN_AUTOLOAD=1``: do not load entry points (built-ins still load);
+* ``GROKPLUG_DISABLED_PLUGINS=a,b``: block these plugin names (as ``grokplug plugins`` shows them);
+* ``GROKPLUG_TRACE_PLUGINS=1``: print every hook call and its result to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from grokplug.hooks import PROJECT_NAME
+from grokplug.hooks import specs as _specs
+
+from ._registry import Registry
+from .errors import CheckpointError, GrokplugError, GrokplugWarning, PluginError
+
+if TYPE_CHECKING:
+    import torch
+
+    from ._detect import GrokReport, PhaseChange
+    from ._types import CheckpointRef, CheckpointRequest
+    from ._unlearn_types import UnlearnContext, UnlearnResult
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "GrokplugPluginManager",
+    "get_plugin_manager",
+    "reset_plugin_manager",
+]
+
+ENTRY_POINT_GROUP = PROJECT_NAME
+
+#: Built-in plugins, registered under these module names exactly like external ones.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "grokplug.hooks.local_rundir",
+    "grokplug.hooks.default_detector",
+    "grokplug.hooks.builtin_presets",
+    "grokplug.hooks.grokfast",
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def _grokplug_version() -> str:
+    try:
+        return md.version("grokplug")
+    except md.PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+class GrokplugPluginManager(pluggy.PluginManager):
+    """pluggy's manager plus lazy loading, registries and typed hook calls."""
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT_NAME)
+        self.add_hookspecs(_specs)
+        self._loaded = False
+        self._lock = threading.RLock()
+        self._dists: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+        self._registries: dict[str, Registry] = {}
+        #: entry points that could not be loaded: {"name", "distribution", "error"}
+        self.failed: list[dict[str, str]] = []
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def load(
+        self,
+        *,
+        builtins: Sequence[str] = DEFAULT_PLUGINS,
+        entrypoints: bool | None = None,
+    ) -> GrokplugPluginManager:
+        """Load built-ins and (unless disabled) entry points, once. Returns ``self``."""
+        with self._lock:
+            if self._loaded:
+                return self
+            self._loaded = True
+            for name in filter(None, os.environ.get("GROKPLUG_DISABLED_PLUGINS", "").split(",")):
+                self.set_blocked(name.strip())
+            version = _grokplug_version()
+            for modname in builtins:
+                if self.is_blocked(modname):
+                    continue
+                self.register(importlib.import_module(modname), name=modname)
+                self._dists[modname] = ("grokplug", version)
+            if entrypoints is None:
+                entrypoints = not _env_flag("GROKPLUG_DISABLE_PLUGIN_AUTOLOAD")
+            if entrypoints:
+                self._load_entrypoints()
+            self._check_pending()
+            if _env_flag("GROKPLUG_TRACE_PLUGINS"):
+                self._enable_trace()
+            return self
+
+    def _load_entrypoints(self) -> None:
+        seen: set[str] = set()
+        for dist in md.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or ep.name in seen:
+                    continue
+                seen.add(ep.name)
+                dist_name = dist.metadata["name"] or "?"
+                if self.is_blocked(ep.name) or self.get_plugin(ep.name) is not None:
+                    continue
+                try:
+                    plugin = ep.load()
+                    self.register(plugin, name=ep.name)
+                    self._check_plugin_hooks(plugin, ep.name)
+                except Exception as exc:  # a broken plugin must not take the others down
+                    if self.get_plugin(ep.name) is not None:
+                        self.unregister(name=ep.name)
+                    self.failed.append({"name": ep.name, "distribution": dist_name, "error": _one_line(exc)})
+                    warnings.warn(
+                        f"plugin {ep.name!r} (distribution {dist_name} {dist.version}) failed to load and was "
+                        f"skipped: {_one_line(exc)}",
+                        GrokplugWarning,
+                        stacklevel=3,
+                    )
+                    continue
+                self._dists[ep.name] = (dist_name, dist.version)
+
+    def _check_plugin_hooks(self, plugin: object, name: str) -> None:
+        """Refuse a plugin implementing a hook grokplug does not have (usually a typo)."""
+        for caller in self.get_hookcallers(plugin) or []:
+            if caller.spec is None:
+                impls = [i for i in caller.get_hookimpls() if i.plugin is plugin and not i.optionalhook]
+                if impls:
+                    raise PluginError(f"it implements unknown hook {caller.name!r} (typo?)", plugin=name, hook=caller.name)
+
+    def _check_pending(self) -> None:
+        try:
+            self.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.get_name(exc.plugin) or repr(exc.plugin)
+            raise PluginError(f"plugin {self._who(name)} is invalid: {exc}", plugin=name) from exc
+
+    def _enable_trace(self) -> None:
+        def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+            names = ", ".join(i.plugin_name for i in impls)
+            print(f"[grokplug trace] {hook_name}({', '.join(kwargs)}) -> [{names}]", file=sys.stderr)
+
+        def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+            exc = outcome.exception
+            shown = f"raised {type(exc).__name__}" if exc else f"= {outcome.get_result()!r:.200}"
+            print(f"[grokplug trace] {hook_name} {shown}", file=sys.stderr)
+
+        self.add_hookcall_monitoring(before, after)
+
+    # -- introspection -------------------------------------------------------------------------
+
+    def distribution_of(self, plugin_name: str) -> tuple[str, str]:
+        """``(distribution, version)`` of a registered plugin; ``("?", "?")`` if registered by hand."""
+        return self._dists.get(plugin_name, ("?", "?"))
+
+    def _who(self, plugin_name: str) -> str:
+        dist, version = self.distribution_of(plugin_name)
+        return f"{plugin_name!r} (distribution {dist} {version})"
+
+    def describe(self) -> dict[str, Any]:
+        """Everything ``grokplug plugins --json`` prints."""
+        self.load()
+        plugins = []
+        for name, plugin in sorted(self.list_name_plugin(), key=lambda item: item[0]):
+            if plugin is None:
+                continue
+            dist, version = self.distribution_of(name)
+            hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
+            plugins.append(
+                {"name": name, "distribution": dist, "version": version, "builtin": name in DEFAULT_PLUGINS, "hooks": hooks}
+            )
+        return {
+            "plugins": plugins,
+            "methods": self.methods.describe(),
+            "metrics": self.metrics.describe(),
+            "presets": self.presets.describe(),
+            "failed": list(self.failed),
+        }
+
+    # -- error attribution ---------------------------------------------------------------------
+
+    def _culprit(self, hook_name: str, exc: BaseException) -> str | None:
+        codes = set()
+        tb = exc.__traceback__
+        while tb is not None:
+            codes.add(tb.tb_frame.f_code)
+            tb = tb.tb_next
+        for impl in getattr(self.hook, hook_name).get_hookimpls():
+            if getattr(impl.function, "__code__", None) in codes:
+                return impl.plugin_name
+        return None
+
+    def _call(self, hook_name: str, **kwargs: Any) -> Any:
+        self.load()
+        try:
+            return getattr(self.hook, hook_name)(**kwargs)
+        except GrokplugError:
+            raise  # deliberate, already user-readable
+        except Exception as exc:
+            name = self._culprit(hook_name, exc)
+            who = self._who(name) if name else "(unknown plugin)"
+            raise PluginError(
+                f"plugin {who} failed in {hook_name}: {_one_line(exc)}", plugin=name, hook=hook_name
+            ) from exc
+
+    # -- registries ----------------------------------------------------------------------------
+
+    def _registry(self, kind: str) -> Registry:
+        self.load()
+        with self._lock:
+            if kind not in self._registries:
+                hook_name = f"grokplug_register_{kind}"
+                registry = Registry(kind, who=self._who)
+                for impl in getattr(self.hook, hook_name).get_hookimpls():  # registration order
+                    register = registry.bound_to(impl.plugin_name)
+                    try:
+                        impl.function(*[{"register": register}[arg] for arg in impl.argnames])
+                    except GrokplugError:
+                        raise
+                    except Exception as exc:
+                        raise PluginError(
+                            f"plugin {self._who(impl.plugin_name)} failed in {hook_name}: {_one_line(exc)}",
+                            plugin=impl.plugin_name,
+                            hook=hook_name,
+                        ) from exc
+                self._registries[kind] = registry
+            return self._registries[kind]
+
+    @property
+    def methods(self) -> Registry:
+        """Unlearning methods registered through ``grokplug_register_methods``."""
+        return self._registry("methods")
+
+    @property
+    def metrics(self) -> Registry:
+        """Metrics registered through ``grokplug_register_metrics``."""
+        return self._registry("metrics")
+
+    @property
+    def presets(self) -> Registry:
+        """Training presets registered through ``grokplug_register_presets``."""
+        return self._registry("presets")
+
+    # -- typed façade over pm.hook -------------------------------------------------------------
+
+    def resolve_checkpoint(self, request: CheckpointRequest) -> CheckpointRef:
+        ref = self._call("grokplug_resolve_checkpoint", request=request)
+        if ref is None:
+            raise CheckpointError(
+                f"no plugin can resolve {request.source!r}: it is not a local run directory and no "
+                "installed provider claims it (see `grokplug plugins`)"
+            )
+        return ref
+
+    def checkpoint_saved(self, ref: CheckpointRef) -> None:
+        self._call("grokplug_on_checkpoint_saved", ref=ref)
+
+    def detect_phases(
+        self,
+        history: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        checkpoint_steps: Sequence[int] | None = None,
+    ) -> GrokReport:
+        report = self._call(
+            "grokplug_detect_phases", history=history, params=params, checkpoint_steps=checkpoint_steps
+        )
+        if report is None:
+            raise PluginError("no detector answered grokplug_detect_phases (is the default detector disabled?)")
+        return report
+
+    def phase_changed(self, change: PhaseChange) -> None:
+        self._call("grokplug_on_phase_change", change=change)
+
+    def transform_gradients(self, model: torch.nn.Module, step: int) -> None:
+        self._call("grokplug_transform_gradients", model=model, step=step)
+
+    def has_gradient_transforms(self) -> bool:
+        """Whether any plugin implements ``grokplug_transform_gradients`` (lets the tracker skip the call)."""
+        self.load()
+        return bool(self.hook.grokplug_transform_gradients.get_hookimpls())
+
+    def before_unlearn(self, context: UnlearnContext) -> None:
+        self._call("grokplug_before_unlearn", context=context)
+
+    def unlearn_step(self, context: UnlearnContext, step: int, metrics: Mapping[str, float]) -> bool:
+        """Returns ``True`` if any plugin asked to stop."""
+        return any(self._call("grokplug_on_unlearn_step", context=context, step=step, metrics=metrics))
+
+    def after_unlearn(self, context: UnlearnContext, result: UnlearnResult) -> None:
+        self._call("grokplug_after_unlearn", context=context, result=result)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_manager: GrokplugPluginManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_plugin_manager() -> GrokplugPluginManager:
+    """The process-wide plugin manager, loaded on first use."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = GrokplugPluginManager()
+    return _manager.load()
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager (tests use this to get a fresh one)."""
+    global _manager
+    with _manager_lock:
+        _manager = None

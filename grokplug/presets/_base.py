@@ -1,0 +1,69 @@
+"""What a training preset is: a task, a model and a recipe, plus a no-grok control."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class PresetData:
+    """Tensors for full-batch (or minibatch) training, and the bookkeeping later issues need.
+
+    ``train_indices`` / ``val_indices`` index the preset's full dataset (so splits are reproducible
+    and hashable); ``forget_eligible`` are *positions in the training set* (0..n_train-1) that a
+    forget set may be drawn from.
+    """
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    train_indices: list[int]
+    val_indices: list[int]
+    forget_eligible: list[int]
+    num_classes: int
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A registered recipe that groks offline on 2 CPU cores.
+
+    ``config`` is the full, JSON-serialisable recipe (data, model, optimiser, loss, schedule). Keys the
+    training loop reads: ``lr``, ``weight_decay``, ``betas``, ``loss`` (``"ce"`` or ``"mse"``),
+    ``max_steps``, ``eval_every``, ``save_every``, ``batch_size`` (``None`` = full batch).
+    ``controls`` maps a control name to config overrides under which the run must *not* grok;
+    ``control_label`` is the label the detector must give it.
+    """
+
+    name: str
+    description: str
+    config: Mapping[str, Any]
+    make_data: Callable[[Mapping[str, Any], int], PresetData]
+    make_model: Callable[[Mapping[str, Any], int], torch.nn.Module]
+    controls: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    expected_label: str = "grokking"
+    control_label: str = "memorization"
+    detector_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def domain(self) -> str:
+        return "training"
+
+    def resolve_config(self, overrides: Mapping[str, Any] | None = None, control: str | None = None) -> dict[str, Any]:
+        """The recipe with a control's overrides and then the caller's overrides applied."""
+        config = dict(self.config)
+        if control is not None:
+            if control not in self.controls:
+                from grokplug.errors import UsageError
+
+                raise UsageError(f"preset {self.name!r} has no control {control!r}; it has: {', '.join(self.controls) or 'none'}")
+            config.update(self.controls[control])
+            config["control"] = control
+        config.update(overrides or {})
+        config["preset"] = self.name
+        return config

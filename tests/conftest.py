@@ -1,0 +1,50 @@
+"""Shared fixtures: every test gets a fresh, hermetic plugin manager."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+# Single-threaded torch keeps timing noise and CPU contention down on 2-core machines.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from grokplug.plugins import GrokplugPluginManager, get_plugin_manager, reset_plugin_manager  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugin_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees plugins installed on the machine, or another test's registrations."""
+    monkeypatch.setenv("GROKPLUG_DISABLE_PLUGIN_AUTOLOAD", "1")
+    for name in ("GROKPLUG_DISABLED_PLUGINS", "GROKPLUG_TRACE_PLUGINS", "GROKPLUG_GROKFAST"):
+        monkeypatch.delenv(name, raising=False)
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+@pytest.fixture
+def pm() -> GrokplugPluginManager:
+    """The process-wide manager, freshly loaded with the built-ins only."""
+    return get_plugin_manager()
+
+
+PLUGIN_DIR = Path(__file__).parent / "plugins"
+
+
+def load_sample_plugin(name: str) -> ModuleType:
+    """Import ``tests/plugins/<name>.py`` by path (no generic top-level package on sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"grokplug_test_plugins.{name}", PLUGIN_DIR / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def sample_methods() -> ModuleType:
+    return load_sample_plugin("sample_methods")

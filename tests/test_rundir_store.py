@@ -1,0 +1,186 @@
+"""Run directory, checkpoint store and retention: atomic, verified, pickle-free, bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from grokplug import _store
+from grokplug._atomic import RunLock, write_json_atomic
+from grokplug._retention import RetentionPolicy
+from grokplug._rundir import RunDir
+from grokplug.errors import (
+    CheckpointIntegrityError,
+    FormatVersionError,
+    GrokplugWarning,
+    RunDirError,
+    RunLockedError,
+    UnsafePathError,
+)
+
+
+@pytest.fixture
+def run(tmp_path):
+    return RunDir.create(tmp_path / "run", {"config": {"lr": 0.1}, "seed": 3})
+
+
+def _tensors(value: float = 1.0):
+    return {"w": torch.full((3, 2), value), "b": torch.arange(4, dtype=torch.float32)}
+
+
+def test_save_and_load_round_trip(run):
+    entry = _store.save_checkpoint(run, 50, _tensors(2.0), {"metrics": {"val_acc": 0.5}})
+    assert entry["path"] == "checkpoints/00000050/model.safetensors"
+    reread = RunDir(run.path)
+    assert reread.checkpoint_steps() == [50] and reread.latest_step == 50
+    loaded = _store.load_weights(reread.weights_path(50), reread.checkpoint_entry(50)["sha256"])
+    assert torch.equal(loaded["w"], torch.full((3, 2), 2.0))
+    meta = reread.checkpoint_meta(50)
+    assert meta["sha256"] == entry["sha256"] and meta["step"] == 50 and meta["metrics"]["val_acc"] == 0.5
+    assert not [p for p in (run.path / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_optimizer_state_round_trip(run):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    expected_rng = torch.get_rng_state()
+    _store.save_checkpoint(run, 1, _store.snapshot_state_dict(model), {}, optimizer=_store.snapshot_optimizer(opt))
+    state, rng = _store.load_optimizer(run, 1)
+    fresh = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters(), lr=0.01)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert rng is not None and torch.equal(rng, expected_rng)
+    _store.drop_optimizer_state(run, 1)
+    assert _store.load_optimizer(RunDir(run.path), 1) is None
+
+
+def test_tampered_weights_fail_verification(run):
+    _store.save_checkpoint(run, 10, _tensors(), {})
+    path = run.weights_path(10)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointIntegrityError, match="does not match its manifest"):
+        _store.load_weights(path, run.checkpoint_entry(10)["sha256"])
+
+
+def test_truncated_weights_are_refused(run):
+    _store.save_checkpoint(run, 10, _tensors(), {})
+    path = run.weights_path(10)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CheckpointIntegrityError, match="does not match"):
+        _store.load_weights(path, run.checkpoint_entry(10)["sha256"])
+    with pytest.raises(CheckpointIntegrityError, match="not a readable safetensors file"):
+        _store.load_weights(path)  # even without a hash to compare, it is not loaded
+
+
+def test_pickle_weights_are_refused_without_loading(tmp_path):
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    for name in ("model.safetensors", "model.pt"):
+        torch.save({"w": Evil()}, tmp_path / name)
+        with pytest.raises(CheckpointIntegrityError, match="never loads weights through pickle"):
+            _store.load_weights(tmp_path / name)
+    assert not marker.exists()
+
+
+def test_manifest_path_outside_run_is_refused(run):
+    _store.save_checkpoint(run, 10, _tensors(), {})
+    for bad in ("../../etc/passwd", "/etc/passwd", "checkpoints/../../x"):
+        run.manifest["checkpoints"]["10"]["path"] = bad
+        with pytest.raises(UnsafePathError, match="refused"):
+            run.weights_path(10)
+
+
+def test_future_format_version_is_refused(run):
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    write_json_atomic(run.path / "manifest.json", manifest)
+    with pytest.raises(FormatVersionError, match="format version 99.*upgrade grokplug"):
+        RunDir(run.path)
+
+
+def test_not_a_run_dir(tmp_path):
+    with pytest.raises(RunDirError, match="does not exist"):
+        RunDir(tmp_path / "nope")
+    with pytest.raises(RunDirError, match="not a grokplug run directory"):
+        RunDir(tmp_path)
+
+
+def test_malformed_history_line_is_skipped_with_warning(run):
+    run.append_history({"step": 0, "train_acc": 0.1, "val_acc": 0.1})
+    with open(run.path / "history.jsonl", "a") as fh:
+        fh.write('{"step": 50, "train_ac')  # a crash mid-write
+    with pytest.warns(GrokplugWarning, match="line 2 is malformed"):
+        assert [r["step"] for r in run.history()] == [0]
+
+
+def test_orphaned_checkpoint_folders_are_cleaned(run):
+    _store.save_checkpoint(run, 10, _tensors(), {})
+    (run.path / "checkpoints" / ".tmp-00000020-abc").mkdir()
+    (run.path / "checkpoints" / "00000030").mkdir()  # renamed into place, manifest never updated
+    assert sorted(_store.clean_orphans(run)) == [".tmp-00000020-abc", "00000030"]
+    assert [p.name for p in (run.path / "checkpoints").iterdir()] == ["00000010"]
+
+
+def test_delete_removes_manifest_entry_then_files(run):
+    _store.save_checkpoint(run, 10, _tensors(), {})
+    folder = run.weights_path(10).parent
+    _store.delete_checkpoint(run, 10)
+    assert RunDir(run.path).checkpoint_steps() == [] and not folder.exists()
+
+
+def test_lock_refuses_a_second_writer(tmp_path):
+    with RunLock(tmp_path):
+        with pytest.raises(RunLockedError, match=f"pid {os.getpid()}"):
+            RunLock(tmp_path).acquire()
+    RunLock(tmp_path).acquire().release()  # free again
+
+
+def test_disk_full_mid_save_leaves_previous_state_intact(run, monkeypatch):
+    import errno
+
+    from grokplug.errors import GrokplugError
+
+    _store.save_checkpoint(run, 10, _tensors(), {})
+    manifest_before = (run.path / "manifest.json").read_bytes()
+    real_save = _store.save_file
+
+    def save_then_fail(tensors, filename, metadata=None):
+        real_save(tensors, filename, metadata=metadata)  # bytes hit the disk, then the disk fills up
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_store, "save_file", save_then_fail)
+    with pytest.raises(GrokplugError, match="cannot save checkpoint 20 in .*: the disk is full"):
+        _store.save_checkpoint(run, 20, _tensors(), {})
+    assert (run.path / "manifest.json").read_bytes() == manifest_before
+    assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == ["00000010"]
+
+
+def test_retention_log_spaced_plus_protected():
+    policy = RetentionPolicy(per_octave=2)
+    saved = list(range(0, 20001, 50))
+    keep = policy.keep(saved, protected={12350})
+    assert 0 in keep and 20000 in keep and 12350 in keep
+    assert len(keep) < 40
+    assert policy.keep(saved[:10]) <= set(saved[:10])
+    assert RetentionPolicy.dense().keep(saved) == set(saved)
+
+
+def test_retention_is_stable_online():
+    """Deciding after each save deletes nothing that a later decision would keep (except the latest)."""
+    policy = RetentionPolicy(per_octave=2)
+    alive: set[int] = set()
+    for step in range(0, 5001, 50):
+        alive.add(step)
+        alive &= policy.keep(alive)
+    assert alive == policy.keep(range(0, 5001, 50))
