@@ -125,8 +125,9 @@ def grokplug_detect_phases(
     """Classify a training history and choose θ_pre and θ_grok.
 
     Fires from :func:`grokplug.detect_phases`, ``grokplug inspect`` and at the end of a tracked run.
-    The built-in detector (``grokplug.hooks.default_detector``, trylast) implements
-    reference/grokking.md §4; a plugin replaces it by returning a report first.
+    Stops at the first non-``None`` result (firstresult). The built-in detector
+    (``grokplug.hooks.default_detector``, trylast) implements reference/grokking.md §4; a plugin
+    replaces it by returning a report first.
 
     :param history: eval records sorted by step (``step``, ``train_acc``, ``val_acc`` and optional
         ``train_loss``, ``val_loss`` ...).

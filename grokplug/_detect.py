@@ -1,0 +1,344 @@
+"""Grokking phase detection on an eval history (reference/grokking.md §4.3 and §4.4).
+
+:func:`detect_phases_builtin` labels a run (grokking, comprehension, memorization or confusion)
+and picks θ_pre (what early stopping would ship) and θ_grok (the first checkpoint that holds the
+run's best validation accuracy). :class:`OnlineDetector` (``_online.py``) runs the same rules
+during training. Conventions shared by both:
+
+* curves are smoothed with a trailing median over ``smooth_w`` evals, so one-eval spikes vanish;
+* a threshold is crossed only when the smoothed curve stays at or above it for ``k`` consecutive
+  evals (hysteresis); the crossing step is the first of those ``k``;
+* ``v_max`` is the highest level the smoothed val accuracy *held* for ``k`` evals from t_mem on
+  (the max over k-eval windows of the window minimum): a short excursion cannot set the gain G,
+  and every threshold below ``v_max`` is guaranteed a held crossing;
+* with G < gain_min a run is comprehension when v_max reaches the generalization level
+  (``tau_gen_abs``, else ``gen_frac`` x train acc at t_mem, Liu et al.'s 0.9), else memorization;
+  a run still climbing steeply at its last eval, having first reached its top during that climb,
+  is "memorization, in progress" (v_max and t_gen are not known yet);
+* θ_pre is searched from t_mem on, because both checkpoints must fit the training set
+  (§4.4 "matched train accuracy"); otherwise a run whose val acc drops from chance to 0 % during
+  memorization would ship its random initialisation. The θ_pre / θ_grok rules live in
+  ``_online.py`` beside the protected-steps logic that must mirror them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+__all__ = ["DEFAULT_PARAMS", "GrokReport", "OnlineDetector", "PhaseChange", "detect_phases_builtin"]  # noqa: F822 (lazy)
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "smooth_w": 3,  # trailing-median window, in evals
+    "tau_mem": 0.99,  # train acc that counts as memorized
+    "k": 3,  # consecutive evals every crossing must hold (hysteresis)
+    "gain_min": 0.20,  # minimum val gain after t_mem, G = v_max - v(t_mem)
+    "onset_frac": 0.10,  # t_onset: val first holds v(t_mem) + onset_frac * G
+    "gen_frac": 0.90,  # t_gen: val first holds v(t_mem) + gen_frac * G
+    "tau_gen_abs": None,  # optional absolute t_gen level; min(abs, relative) is used
+    "ratio_min": 2.0,  # grok ratio t_gen / t_mem needed for "grokking"
+    "gap_min_evals": 5,  # ... and this many evals between t_mem and t_gen
+    "patience": 10,  # early-stopping patience (evals) for θ_pre
+    "min_delta": 1e-3,  # early-stopping improvement threshold
+    "grok_margin": 0.01,  # θ_grok: val >= v_max - grok_margin
+}
+LABELS = ("grokking", "comprehension", "memorization", "confusion")
+_INT_MIN = {"smooth_w": 1, "k": 1, "gap_min_evals": 0, "patience": 1}
+_POSITIVE = {"gain_min", "onset_frac", "gen_frac"}  # zero would put a threshold at v(t_mem) itself
+
+
+def resolve_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The effective parameters: :data:`DEFAULT_PARAMS` overridden by ``params``, validated."""
+    given = dict(params or {})
+    unknown = sorted(set(given) - set(DEFAULT_PARAMS))
+    if unknown:
+        valid = ", ".join(DEFAULT_PARAMS)
+        raise UsageError(f"unknown detector parameter(s): {', '.join(unknown)}; valid names: {valid}")
+    out = {**DEFAULT_PARAMS, **given}
+    for name, value in out.items():
+        if name == "tau_gen_abs" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UsageError(f"detector parameter {name} must be a finite number, not {value!r}")
+        if name in _INT_MIN:
+            if value != int(value) or value < _INT_MIN[name]:
+                raise UsageError(f"detector parameter {name} must be an integer >= {_INT_MIN[name]}, not {value!r}")
+            out[name] = int(value)
+            continue
+        upper = math.inf if name == "ratio_min" else 1.0
+        if not 0.0 <= value <= upper or (name in _POSITIVE and value == 0):
+            low = "(0" if name in _POSITIVE else "[0"
+            raise UsageError(f"detector parameter {name} must lie in {low}, {upper:g}], not {value!r}")
+        out[name] = float(value)
+    if out["onset_frac"] > out["gen_frac"]:
+        raise UsageError("detector parameter onset_frac must not exceed gen_frac")
+    return out
+
+
+@dataclass
+class GrokReport:
+    """What the detector concluded about one run, and why. Steps are training steps.
+
+    ``label`` is ``grokking``, ``comprehension`` (val generalized without a delayed surge),
+    ``memorization`` (train fitted, val did not generalize; ``in_progress`` when val is still
+    rising at the end) or ``confusion`` (train never fitted). ``pre_step``/``grok_step`` are θ_pre
+    and θ_grok (``grok_step`` only for grokking); ``pre_rule``/``grok_rule`` say which rule chose
+    them and ``reasons`` explain every decision in plain English. ``train_loss_ratio`` is train
+    loss at θ_pre / at θ_grok: it confounds curvature and gradient comparisons (§6.4).
+    """
+
+    label: str
+    t_mem: int | None = None
+    t_onset: int | None = None
+    t_gen: int | None = None
+    grok_ratio: float | None = None
+    gain: float | None = None
+    val_at_mem: float | None = None
+    val_max: float | None = None
+    pre_step: int | None = None
+    grok_step: int | None = None
+    pre_rule: str = ""
+    grok_rule: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    in_progress: bool = False
+    n_evals: int = 0
+    last_step: int = 0
+    train_loss_ratio: float | None = None
+
+    @property
+    def grokked(self) -> bool:
+        """Whether the run was labelled ``grokking``."""
+        return self.label == "grokking"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GrokReport:
+        """Rebuild a report from :meth:`to_dict` output; unknown keys (newer versions) are ignored."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a GrokReport is read from a mapping, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        kwargs = {key: value for key, value in data.items() if key in known}
+        kwargs["reasons"] = list(kwargs.get("reasons") or [])
+        kwargs["params"] = dict(kwargs.get("params") or {})
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class PhaseChange:
+    """The online detector moved to a new state at ``step`` (``run_dir`` is filled in by the tracker)."""
+
+    step: int
+    previous: str
+    current: str
+    run_dir: Path | None = None
+
+
+def _fraction(record: Mapping[str, Any], key: str, step: int) -> float | None:
+    value = record.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(x):
+        return None
+    if not 0.0 <= x <= 1.0 + 1e-9:
+        raise UsageError(f"{key}={value!r} at step {step} is not a fraction in [0, 1] (not percent)")
+    return min(x, 1.0)
+
+
+def parse_record(record: Mapping[str, Any]) -> tuple[int, float, float] | None:
+    """``(step, train_acc, val_acc)`` of an eval record, or ``None`` when one of them is missing."""
+    raw = record.get("step")
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        step = int(raw)
+    except (TypeError, ValueError):
+        return None
+    train, val = _fraction(record, "train_acc", step), _fraction(record, "val_acc", step)
+    return None if train is None or val is None else (step, train, val)
+
+
+def median(window: Sequence[float]) -> float:
+    """Median of a short window (the smoother; online and offline must round identically)."""
+    ordered = sorted(window)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def thresholds(v_mem: float, v_max: float, p: Mapping[str, Any]) -> tuple[float, float]:
+    """(onset level, generalization level) for a run with val ``v_mem`` at t_mem and held max ``v_max``."""
+    gain = v_max - v_mem
+    onset = v_mem + p["onset_frac"] * gain
+    gen = v_mem + p["gen_frac"] * gain
+    if p["tau_gen_abs"] is not None:
+        gen = min(gen, p["tau_gen_abs"])
+    return onset, max(gen, onset)  # monotone in v_max: the online candidate pruning relies on it
+
+
+def _first_held(curve: Sequence[float], level: float, start: int, k: int) -> int | None:
+    """First index from ``start`` where ``curve`` stays >= ``level`` for ``k`` evals (a held crossing)."""
+    run = 0
+    for i in range(start, len(curve)):
+        run = run + 1 if curve[i] >= level else 0
+        if run >= k:
+            return i - k + 1
+    return None
+
+
+def _fitted_rise(values: Sequence[float]) -> float:
+    """Least-squares slope times span: how much a line fitted to ``values`` rises."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mx, my = (n - 1) / 2, sum(values) / n
+    num = sum((i - mx) * (v - my) for i, v in enumerate(values))
+    return num / sum((i - mx) ** 2 for i in range(n)) * (n - 1)
+
+
+def _trend_start(start: int, n: int, p: Mapping[str, Any]) -> int:
+    """Start of the window whose fitted rise says "still rising": the later half of [start, n), >= patience evals."""
+    return max(start, n - max(p["patience"], (n - start) // 2))
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def detect_phases_builtin(
+    history: Iterable[Mapping[str, Any]], *, checkpoint_steps: Iterable[int] | None = None, **params: Any
+) -> GrokReport:
+    """Classify an eval history and choose θ_pre / θ_grok (reference/grokking.md §4.3–4.4).
+
+    :param history: eval records sorted by step with ``step``, ``train_acc``, ``val_acc``
+        (fractions) and optionally ``train_loss``/``val_loss``; records lacking an accuracy are
+        skipped, extra keys ignored, and a repeated step keeps its first record.
+    :param checkpoint_steps: steps that have a checkpoint (``None``: every eval step); θ_pre and
+        θ_grok are chosen among them only.
+    :param params: overrides of :data:`DEFAULT_PARAMS`; an unknown name raises ``UsageError``.
+    """
+    p = resolve_params(params)
+    firsts: dict[int, tuple[int, float, float, Mapping[str, Any]]] = {}
+    for record in history:
+        parsed = parse_record(record)
+        if parsed is not None and parsed[0] not in firsts:
+            firsts[parsed[0]] = (*parsed, record)
+    evals = [firsts[s] for s in sorted(firsts)]
+    n, w = len(evals), p["smooth_w"]
+    rep = GrokReport(label="confusion", params=p, n_evals=n, last_step=evals[-1][0] if evals else 0)
+    if n == 0:
+        rep.pre_rule = "none (no data)"
+        rep.reasons.append("no eval records with step, train_acc and val_acc: there is no data to classify")
+        return rep
+    steps = [e[0] for e in evals]
+    sm_train = [median([e[1] for e in evals[max(0, i - w + 1) : i + 1]]) for i in range(n)]
+    sm_val = [median([e[2] for e in evals[max(0, i - w + 1) : i + 1]]) for i in range(n)]
+    wanted = None if checkpoint_steps is None else {int(s) for s in checkpoint_steps}
+    saved = [wanted is None or s in wanted for s in steps]
+    i_mem, i_onset, i_gen = _classify(rep, steps, sm_train, sm_val, p)
+    from ._online import choose_grok, choose_pre  # the θ rules live beside the protected set mirroring them
+
+    pre, rep.pre_rule, why = choose_pre(steps, sm_val, saved, i_mem, i_onset, p)
+    rep.pre_step = None if pre is None else steps[pre]
+    rep.reasons.append(f"θ_pre ({rep.pre_rule}): {why}" + ("" if pre is None else f" -> step {rep.pre_step}"))
+    if rep.label == "grokking" and i_gen is not None:
+        choose_grok(rep, steps, sm_val, saved, i_gen, p, "eval" if wanted is None else "checkpointed eval")
+    loss_at: dict[int | None, Any] = {e[0]: e[3].get("train_loss") for e in evals}
+    loss_pre, loss_grok = loss_at.get(rep.pre_step), loss_at.get(rep.grok_step)
+    if isinstance(loss_pre, (int, float)) and isinstance(loss_grok, (int, float)) and loss_grok > 0:
+        ratio = float(loss_pre) / float(loss_grok)
+        rep.train_loss_ratio = ratio if math.isfinite(ratio) else None
+    return rep
+
+
+def _classify(
+    rep: GrokReport, steps: list[int], sm_train: list[float], sm_val: list[float], p: Mapping[str, Any]
+) -> tuple[int | None, int | None, int | None]:
+    """Set the label, phase steps and reasons; return the (t_mem, t_onset, t_gen) indices."""
+    n, k, lift = len(steps), p["k"], p["onset_frac"] * p["gain_min"]  # lift: "still rising" at the end
+    held = f"median-smoothed over {p['smooth_w']} evals, held {k} evals"
+    i_mem = _first_held(sm_train, p["tau_mem"], 0, k)
+    if i_mem is None:
+        rep.val_max = max(sm_val)
+        tail = slice(_trend_start(0, n, p), n)
+        rep.in_progress = max(_fitted_rise(sm_train[tail]), _fitted_rise(sm_val[tail])) >= lift
+        rep.reasons.append(
+            f"train acc ({held}) never reached {pct(p['tau_mem'])} (best {pct(max(sm_train))}): "
+            "no memorization point -> confusion" + (" (still rising at the end)" if rep.in_progress else "")
+        )
+        return None, None, None
+    rep.t_mem = steps[i_mem]
+    v_mem = rep.val_at_mem = sm_val[i_mem]
+    v_max = rep.val_max = max(min(sm_val[i : i + k]) for i in range(i_mem, n - k + 1))
+    gain = rep.gain = v_max - v_mem
+    rep.reasons.append(
+        f"train acc ({held}) reached {pct(p['tau_mem'])} at step {rep.t_mem} = t_mem, where val acc was "
+        f"{pct(v_mem)}; the best val level held afterwards is v_max = {pct(v_max)}: gain G = {100 * gain:.1f} pts"
+    )
+    if gain < p["gain_min"]:
+        level = p["tau_gen_abs"] if p["tau_gen_abs"] is not None else p["gen_frac"] * sm_train[i_mem]
+        what = f"G < gain_min ({100 * p['gain_min']:.0f} pts) and v_max"
+        if v_max >= level:
+            rep.label = "comprehension"
+            rep.reasons.append(f"{what} >= the generalization level {pct(level)}: val generalized with train -> comprehension")
+            return i_mem, None, None
+        rep.label = "memorization"
+        rise = _fitted_rise(sm_val[_trend_start(i_mem, n, p) :])
+        rep.in_progress = rise >= lift
+        rep.reasons.append(
+            f"{what} < the generalization level {pct(level)}: train fitted, val did not generalize -> memorization"
+            + (f"; val is still rising (+{100 * rise:.1f} pts over the later evals): it may grok later" if rep.in_progress else "")
+        )
+        return i_mem, None, None
+    onset_level, gen_level = thresholds(v_mem, v_max, p)
+    i_onset, i_gen = _first_held(sm_val, onset_level, i_mem, k), _first_held(sm_val, gen_level, i_mem, k)
+    assert i_onset is not None and i_gen is not None  # both levels lie below the held max v_max
+    rep.t_onset = steps[i_onset]
+    rep.reasons.append(f"val first held {pct(onset_level)} (v(t_mem) + {p['onset_frac']:g} G) at step {rep.t_onset} = t_onset")
+    # Unfinished: val is still climbing steeply at the last eval and first held its top level during
+    # that climb (a run that grokked, dipped and is recovering is not unfinished).
+    span = max(k, 2)
+    last_rise = sm_val[-1] - sm_val[max(i_mem, n - span)]
+    i_top = _first_held(sm_val, v_max - p["grok_margin"], i_mem, k)
+    first_top_at_end = i_top is not None and i_top + k - 1 >= n - span
+    reached_abs = p["tau_gen_abs"] is not None and v_max >= p["tau_gen_abs"]
+    if first_top_at_end and last_rise >= p["onset_frac"] * gain and not reached_abs:
+        rep.label, rep.in_progress = "memorization", True
+        rep.reasons.append(
+            f"val is still climbing at the last eval (+{100 * last_rise:.1f} pts over the last {span} evals): the "
+            "transition is unfinished, so v_max and t_gen are not known yet -> memorization, in progress"
+        )
+        return i_mem, i_onset, None
+    rep.t_gen = steps[i_gen]
+    rep.grok_ratio = rep.t_gen / rep.t_mem if rep.t_mem > 0 else None  # t_mem = 0: judged by the gap alone
+    ratio_ok = rep.grok_ratio >= p["ratio_min"] if rep.grok_ratio is not None else rep.t_gen > rep.t_mem
+    gap_ok = i_gen - i_mem >= p["gap_min_evals"]
+    rep.label = "grokking" if ratio_ok and gap_ok else "comprehension"
+    ratio = "undefined (t_mem = 0)" if rep.grok_ratio is None else f"{rep.grok_ratio:.2f}"
+    gen_rule = f"v(t_mem) + {p['gen_frac']:g} G" + ("" if p["tau_gen_abs"] is None else f", at most tau_gen_abs {p['tau_gen_abs']:g}")
+    rep.reasons.append(
+        f"val first held {pct(gen_level)} ({gen_rule}) at step {rep.t_gen} = t_gen; grok ratio "
+        f"t_gen/t_mem = {ratio} ({'>=' if ratio_ok else '<'} ratio_min {p['ratio_min']:g}), {i_gen - i_mem} evals "
+        f"after t_mem ({'>=' if gap_ok else '<'} gap_min_evals {p['gap_min_evals']}) -> {rep.label}"
+    )
+    return i_mem, i_onset, i_gen
+
+
+def __getattr__(name: str) -> Any:
+    # OnlineDetector lives in _online.py, which imports this module: load it on first use (no import cycle).
+    if name == "OnlineDetector":
+        from ._online import OnlineDetector
+
+        return OnlineDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
