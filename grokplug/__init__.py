@@ -49,6 +49,8 @@ _LAZY: dict[str, str] = {
     "train_preset": "grokplug._train",
     "Preset": "grokplug.presets._base",
     "PresetData": "grokplug.presets._base",
+    "unlearn": "grokplug._unlearn",
+    "UnlearningMethod": "grokplug._method",
     "UnlearnContext": "grokplug._unlearn_types",
     "UnlearnResult": "grokplug._unlearn_types",
 }
@@ -69,6 +71,7 @@ __all__ = [
     "RunDir",
     "UnlearnContext",
     "UnlearnResult",
+    "UnlearningMethod",
     "__version__",
     "build_model",
     "detect_phases",
@@ -78,6 +81,7 @@ __all__ = [
     "load_checkpoint",
     "request_checkpoint",
     "train_preset",
+    "unlearn",
 ]
 
 
@@ -104,5 +108,7 @@ if TYPE_CHECKING:
     from ._rundir import RunDir
     from ._tracker import GrokTracker
     from ._train import train_preset
+    from ._method import UnlearningMethod
+    from ._unlearn import unlearn
     from ._unlearn_types import UnlearnContext, UnlearnResult
     from .presets._base import Preset, PresetData

@@ -120,6 +120,53 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"forget rate must be a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"forget rate must lie strictly between 0 and 1, got {value}")
+    return value
+
+
+def _hparams(pairs: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set expects NAME=VALUE, got {pair!r}")
+        try:
+            out[name] = json.loads(raw)
+        except ValueError:
+            out[name] = raw
+    return out
+
+
+def _cmd_unlearn(args: argparse.Namespace) -> int:
+    from ._unlearn import result_to_dict, unlearn
+
+    result = unlearn(
+        args.method, source=args.run_dir, start=args.start, seed=args.seed, target=args.target,
+        hparams=_hparams(args.set), profile=args.profile, forget_rate=args.forget_rate,
+        forget_classes=args.forget_class, fallback=args.fallback, output_dir=args.out,
+    )
+    info = result_to_dict(result)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    steps = info["steps_to_target"] if info["steps_applicable"] else "n/a (one-shot)"
+    print(f"method {info['method']} from θ_{info['start']} (step {info['start_step']}), target forget_acc ≤ "
+          f"{info['target_forget_acc'] if info['target_forget_acc'] is not None else '—'}")
+    print(f"steps_to_target: {steps if steps is not None else 'not reached'}  (updates run: {info['total_steps']})")
+    for key in ("forget_acc", "retain_acc", "test_acc", "mia_svc_efficacy", "mia_loss_lr", "retain_drop", "test_drop"):
+        if key in info:
+            print(f"{key:<17} {info[key]:.4f}")
+    if args.out:
+        print(f"written: {args.out}")
+    return 0
+
+
 def _cmd_not_yet(args: argparse.Namespace) -> int:
     raise UsageError(f"`grokplug {args.command}` is not yet available in this version")
 
@@ -158,10 +205,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write training curves with phases")
     p.set_defaults(func=_cmd_inspect)
 
-    for name, text in (("unlearn", "unlearn from θ_pre or θ_grok"), ("compare", "compare θ_pre vs θ_grok")):
-        p = sub.add_parser(name, help=f"{text} (not yet available)")
-        p.add_argument("args", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_cmd_not_yet)
+    p = sub.add_parser("unlearn", help="run one unlearning method from θ_pre or θ_grok of a run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--method", required=True, help="method name (see `grokplug plugins`)")
+    p.add_argument("--start", choices=("pre", "grok", "final", "best"), default="grok")
+    p.add_argument("--forget-rate", type=_rate, default=None, help="fraction of forget-eligible samples (default 0.15)")
+    p.add_argument("--forget-class", type=int, action="append", default=None, help="forget a whole class (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", default="test", help="forget-acc target: a number, test, frac:F or none (default: test)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="method hyperparameter")
+    p.add_argument("--profile", choices=("offline", "cifar"), default="offline")
+    p.add_argument("--fallback", default=None, help="phase to use if --start grok but the run never grokked")
+    p.add_argument("--out", type=Path, default=None, help="write the unlearned model + result.json to this new dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_unlearn)
+
+    p = sub.add_parser("compare", help="compare θ_pre vs θ_grok (not yet available)")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_not_yet)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the built-in offline presets")
     p.add_argument("--out", default="runs/demo", help="where runs and plots go (reused if present)")

@@ -206,7 +206,8 @@ def test_plugins_text_cli(capsys):
         (["train", "no-such-preset", "--run-dir", "x"], "unknown preset 'no-such-preset'"),
         (["frobnicate"], "invalid choice"),
         (["train", "modular"], "--run-dir"),
-        (["unlearn", "runs/x"], "not yet available"),
+        (["compare", "runs/x"], "not yet available"),
+        (["unlearn", "runs/x", "--method", "ga", "--forget-rate", "1.5"], "strictly between 0 and 1"),
     ],
 )
 def test_cli_misuse_is_one_line_exit_2(argv, needle, capsys, tmp_path, monkeypatch):

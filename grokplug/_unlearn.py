@@ -1,0 +1,176 @@
+"""``grokplug.unlearn``: run one method from θ_pre or θ_grok, monitored, and evaluate it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._atomic import describe_os_error
+from ._method import UnlearningMethod
+from ._resolve import Source, build_model, load_checkpoint
+from ._rundir import RunDir
+from ._store import snapshot_state_dict
+from ._unlearn_types import UnlearnContext, UnlearnResult
+from .errors import GrokplugError, UsageError
+from .plugins import get_plugin_manager
+from .vision.data import VisionData, loaders_from_tensors, make_forget_split
+from .vision.monitor import StepMonitor, resolve_target
+
+
+def preset_unlearning_data(
+    source: Source,
+    *,
+    forget_rate: float | None = None,
+    forget_classes: list[int] | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> VisionData:
+    """Forget/retain/test loaders for a run made by a preset (test = the preset's held-out set)."""
+    run = RunDir(Path(str(getattr(source, "run_dir", None) or source)))
+    name = run.config.get("preset")
+    if not name:
+        raise UsageError(f"run {run.path} was not made by a preset; build VisionData yourself and pass it as splits=")
+    preset = get_plugin_manager().presets.get(str(name))
+    data = preset.make_data(run.config, run.seed or 0)
+    if forget_rate is None and not forget_classes:
+        forget_rate = 0.15
+    split = make_forget_split(
+        data.train_y, rate=forget_rate, classes=forget_classes, eligible=data.forget_eligible, seed=seed
+    )
+    test_x, test_y = data.val_x, data.val_y
+    if split.kind == "class":  # as OPTML: test accuracy is measured on the remaining classes
+        keep = ~torch.isin(test_y, torch.tensor(split.classes or ()))
+        test_x, test_y = test_x[keep], test_y[keep]
+    return loaders_from_tensors(
+        data.train_x, data.train_y, split, num_classes=data.num_classes, test=(test_x, test_y),
+        batch_size=batch_size, seed=seed,
+    )
+
+
+def _method(method: str | UnlearningMethod) -> tuple[str, UnlearningMethod]:
+    if isinstance(method, str):
+        entry = get_plugin_manager().methods.entry(method)
+        return entry.name, entry.obj
+    return method.name or type(method).__name__, method
+
+
+def _write_output(out: Path, model: torch.nn.Module, result: Mapping[str, Any]) -> None:
+    """Write the unlearned model and result into a new directory, atomically (temp dir, then rename)."""
+    from safetensors.torch import save_file
+
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"output directory {out} already exists and is not empty; choose a new one")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_file(snapshot_state_dict(model), str(tmp / "model.safetensors"))
+        (tmp / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise describe_os_error(exc, "write the unlearned model to", out) from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def unlearn(
+    method: str | UnlearningMethod,
+    model: torch.nn.Module | None = None,
+    splits: VisionData | None = None,
+    *,
+    start: str = "grok",
+    source: Source,
+    target: str | float | None = "test",
+    seed: int = 0,
+    hparams: Mapping[str, Any] | None = None,
+    profile: str = "offline",
+    forget_rate: float | None = None,
+    forget_classes: list[int] | None = None,
+    eval_every: int = 1,
+    stop_at_target: bool = True,
+    fallback: str | None = None,
+    retrain_metrics: Mapping[str, float] | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    accelerator: Any = None,
+) -> UnlearnResult:
+    """Run ``method`` from the ``start`` checkpoint of ``source`` and measure it.
+
+    ``model`` defaults to the run's own architecture (preset runs); ``splits`` defaults to a seeded
+    random (``forget_rate``, default 0.15) or class-wise (``forget_classes``) split of the run's
+    data. The model is placed by accelerate (CPU, one GPU or several). The source checkpoint is
+    only read; with ``output_dir`` the unlearned model and metrics go to a new directory.
+    """
+    from accelerate import Accelerator
+
+    from .vision.metrics import evaluate_vision
+
+    name, method_obj = _method(method)
+    params = method_obj.hyperparameters(profile, **dict(hparams or {}))
+    torch.manual_seed(seed)
+    model = build_model(source) if model is None else model
+    ref = load_checkpoint(model, source, start, fallback=fallback)
+    data = splits if splits is not None else preset_unlearning_data(source, forget_rate=forget_rate, forget_classes=forget_classes, seed=seed)
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    model = accelerator.prepare(model)
+    start_metrics = evaluate_vision(model, data, seed=seed)
+    threshold = resolve_target(target, start_metrics, retrain_metrics) if method_obj.iterative else None
+    pm = get_plugin_manager()
+    config = {"start": start, "seed": seed, "hparams": params, "target": target, "target_forget_acc": threshold}
+    context = UnlearnContext(method=name, model=model, start=ref, seed=seed, config=config, accelerator=accelerator)
+    pm.before_unlearn(context)
+    monitor = StepMonitor(
+        model, data.forget, data.retain, target=threshold, eval_every=eval_every, stop_at_target=stop_at_target,
+        on_eval=lambda step, metrics: pm.unlearn_step(context, step, metrics),
+    )
+    returned = None
+    with monitor:
+        if not (monitor.met_at_start and stop_at_target):
+            returned = method_obj.run(model, data, **params)
+    final = returned if isinstance(returned, torch.nn.Module) else model
+    metrics = evaluate_vision(final, data, start=start_metrics, seed=seed)
+    if any(v != v for v in metrics.values() if isinstance(v, float)):  # NaN: never pass it off as a result
+        raise GrokplugError(f"unlearning with {name!r} produced NaN metrics; no result was written")
+    result = UnlearnResult(
+        model=final, method=name, start=ref, metrics=metrics,
+        steps_to_target=monitor.steps_to_target if method_obj.iterative else None,
+        steps_applicable=method_obj.iterative, total_steps=monitor.steps, stopped_early=monitor.stopped_early,
+        trail=monitor.trail,
+    )
+    result.metrics.update(start_metrics={k: v for k, v in start_metrics.items()}, target_forget_acc=threshold,
+                          met_at_start=monitor.met_at_start, split=data.split.to_dict() if data.split else None)
+    pm.after_unlearn(context, result)
+    if output_dir is not None:
+        _write_output(Path(output_dir), accelerator.unwrap_model(final), result_to_dict(result))
+        result.output_dir = Path(output_dir)
+    return result
+
+
+def result_to_dict(result: UnlearnResult) -> dict[str, Any]:
+    """The JSON form of a result (what ``grokplug unlearn --json`` prints and ``result.json`` holds)."""
+    metrics = dict(result.metrics)
+    split = metrics.pop("split", None)
+    out: dict[str, Any] = {
+        "method": result.method,
+        "start": result.start.phase if result.start else None,
+        "start_step": result.start.step if result.start else None,
+        "start_sha256": result.start.sha256 if result.start else None,
+        "steps_to_target": result.steps_to_target,
+        "steps_applicable": result.steps_applicable,
+        "total_steps": result.total_steps,
+        "stopped_early": result.stopped_early,
+        **{k: v for k, v in metrics.items() if k != "start_metrics"},
+        "start_metrics": metrics.get("start_metrics"),
+        "trail": [list(point) for point in result.trail],
+        "split": {k: v for k, v in (split or {}).items() if k not in ("forget", "retain")},
+    }
+    return out
