@@ -1,10 +1,57 @@
 """Adapters that run third-party unlearning methods unchanged from a grok-aware start.
 
-Installed as ``grokplug.adapters``. Each adapter takes a method in its toolkit's own shape (an HF
-``Trainer`` subclass, an OPTML per-epoch function, a NeurIPS-2023 ``unlearning(net, retain, forget,
-validation)`` function, a class with ``.unlearn(...)``) and calls it as its authors wrote it.
+Installed as ``grokplug.adapters``. Each adapter turns a method written in its toolkit's own shape
+into a grokplug :class:`~grokplug._method.UnlearningMethod`; ``grokplug.unlearn`` loads θ_pre or
+θ_grok into the model first and counts the optimizer steps the method takes (also those of
+optimizers it builds itself). ``run`` always returns an ``nn.Module``: the method's return value if
+it is one, else the model it changed in place.
+
+OPTML (Unlearn-Sparse / SalUn), a per-epoch body or a whole method from a checkout::
+
+    from grokplug.adapters import OptmlAdapter, from_toolkit
+    rl = OptmlAdapter(RL_epoch_body, args={"unlearn_epochs": 5}, cuda_shim=True)
+    salun = from_toolkit("Unlearn-Saliency/Classification", "RL", mask=saliency_mask)
+
+NeurIPS-2023 starting kit, DeepUnlearn-style classes, SSD-style one-shot transforms::
+
+    from grokplug.adapters import KitAdapter, TransformAdapter, UnlearnerAdapter
+    kit = KitAdapter(unlearning)                       # unlearning(net, retain, forget, validation)
+    ft = UnlearnerAdapter(Finetune, init_kwargs={"cfg": cfg})
+    ssd = TransformAdapter(ssd_dampen, defaults={"dampening_constant": 1.0}, strength_param="dampening_constant")
+
+Register any of them from a plugin, or pass one straight to ``grokplug.unlearn``::
+
+    @hookimpl
+    def grokplug_register_methods(register):
+        register("optml-rl", rl)
+
+Flat-script toolkits with generic module names (``utils``, ``models``, ``datasets``) are imported in
+isolation with :func:`load_toolkit`; adapters enter :meth:`Toolkit.active` around every call to a
+callable that came from one.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._isolate import ForeignMethod, Toolkit, cuda_shim, load_toolkit, toolkit_of
+from .kit import KitAdapter
+from .optml import OPTML_ARGS, OPTML_DATASETS, OptmlAdapter, from_toolkit, optml_loaders, private_loader
+from .transform import TransformAdapter, TripleBatches
+from .unlearner import UnlearnerAdapter
+
+__all__ = [
+    "OPTML_ARGS",
+    "OPTML_DATASETS",
+    "ForeignMethod",
+    "KitAdapter",
+    "OptmlAdapter",
+    "Toolkit",
+    "TransformAdapter",
+    "TripleBatches",
+    "UnlearnerAdapter",
+    "cuda_shim",
+    "from_toolkit",
+    "load_toolkit",
+    "optml_loaders",
+    "private_loader",
+    "toolkit_of",
+]

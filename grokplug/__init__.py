@@ -103,12 +103,12 @@ if TYPE_CHECKING:
     from ._decorator import grok_aware
     from ._detect import GrokReport, OnlineDetector, PhaseChange
     from ._hf import GrokTrackerCallback
+    from ._method import UnlearningMethod
     from ._resolve import build_model, load_checkpoint, request_checkpoint
     from ._retention import RetentionPolicy
     from ._rundir import RunDir
     from ._tracker import GrokTracker
     from ._train import train_preset
-    from ._method import UnlearningMethod
     from ._unlearn import unlearn
     from ._unlearn_types import UnlearnContext, UnlearnResult
     from .presets._base import Preset, PresetData

@@ -53,6 +53,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "grokplug.hooks.default_detector",
     "grokplug.hooks.builtin_presets",
     "grokplug.hooks.grokfast",
+    "grokplug.hooks.vision",
 )
 
 _TRUE = {"1", "true", "yes", "on"}

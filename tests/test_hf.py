@@ -10,6 +10,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 import grokplug
 from grokplug import hookimpl
 from grokplug._rundir import RunDir
+
 from support_runs import scripted_grokking
 
 

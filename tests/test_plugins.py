@@ -49,7 +49,7 @@ def test_hook_grokplug_register_methods(pm, sample_methods):
 
 def test_unknown_method_is_usage_error_listing_known(pm, sample_methods):
     pm.register(sample_methods, name="sample")
-    with pytest.raises(UsageError, match="unknown method 'nope'; known methods: sample-noop"):
+    with pytest.raises(UsageError, match="unknown method 'nope'; known methods: .*sample-noop"):
         pm.methods.get("nope")
 
 

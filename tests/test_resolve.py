@@ -11,6 +11,7 @@ from grokplug._atomic import sha256_file
 from grokplug._rundir import RunDir
 from grokplug._types import CheckpointRef
 from grokplug.errors import ArchitectureMismatchError, CheckpointError, NoGrokError, RunDirError, UsageError
+
 from support_runs import run_scripted, scripted_memorization
 
 

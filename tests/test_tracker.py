@@ -12,6 +12,7 @@ from grokplug import hookimpl
 from grokplug._retention import RetentionPolicy
 from grokplug._rundir import RunDir
 from grokplug.errors import RunDirError, RunLockedError, UsageError
+
 from support_runs import run_scripted
 
 
