@@ -32,7 +32,10 @@ from torch.utils.data import DataLoader
 from ..errors import DivergedError
 from .data import VisionData
 
-__all__ = ["accuracy", "evaluate_vision", "mia_loss_auc", "mia_loss_lr", "mia_svc_efficacy", "per_sample_outputs"]
+__all__ = [
+    "accuracy", "evaluate_vision", "in_dataset_order", "mia_loss_auc", "mia_loss_lr", "mia_svc_efficacy",
+    "per_sample_outputs",
+]
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -69,15 +72,22 @@ def per_sample_outputs(model: torch.nn.Module, loader: DataLoader, limit: int | 
     return {k: v[:limit] for k, v in out.items()} if limit is not None else out
 
 
+def in_dataset_order(loader: DataLoader) -> DataLoader:
+    """The loader's dataset, unshuffled (same batch size and collate function).
+
+    Metrics read this view so that they are deterministic and never advance the shuffling
+    generator of the loader a method trains on; OPTML's ``Subset(retain, range(n))`` also means
+    the *first* n samples of the dataset, not of a shuffled pass.
+    """
+    return DataLoader(
+        loader.dataset, batch_size=loader.batch_size or 256, shuffle=False, collate_fn=loader.collate_fn
+    )
+
+
 def accuracy(model: torch.nn.Module, loader: DataLoader) -> float:
     """Top-1 accuracy over ``loader`` as a fraction (eval mode, no grad; the train/eval mode is restored)."""
-    correct = per_sample_outputs(model, loader)["correct"]
+    correct = per_sample_outputs(model, in_dataset_order(loader))["correct"]
     return float(correct.mean()) if len(correct) else float("nan")
-
-
-def _in_dataset_order(loader: DataLoader) -> DataLoader:
-    """The loader's dataset, unshuffled: OPTML's ``Subset(retain, range(n))`` means the *first* n samples."""
-    return DataLoader(loader.dataset, batch_size=loader.batch_size or 256, shuffle=False)
 
 
 def mia_svc_efficacy(model: torch.nn.Module, retain: DataLoader, forget: DataLoader, test: DataLoader) -> float:
@@ -93,9 +103,9 @@ def mia_svc_efficacy(model: torch.nn.Module, retain: DataLoader, forget: DataLoa
 
     n_test = len(test.dataset)  # type: ignore[arg-type]
     n_shadow = min(len(retain.dataset), n_test)  # type: ignore[arg-type]
-    members = per_sample_outputs(model, _in_dataset_order(retain), limit=n_shadow)["confidence"]
-    non_members = per_sample_outputs(model, _in_dataset_order(test), limit=n_shadow)["confidence"]
-    target = per_sample_outputs(model, forget)["confidence"]
+    members = per_sample_outputs(model, in_dataset_order(retain), limit=n_shadow)["confidence"]
+    non_members = per_sample_outputs(model, in_dataset_order(test), limit=n_shadow)["confidence"]
+    target = per_sample_outputs(model, in_dataset_order(forget))["confidence"]
     x_shadow = np.concatenate([members, non_members]).reshape(-1, 1)
     y_shadow = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
     attack = SVC(C=3, gamma="auto", kernel="rbf").fit(x_shadow, y_shadow)
@@ -113,8 +123,8 @@ def mia_loss_lr(model: torch.nn.Module, forget: DataLoader, test: DataLoader, se
     from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 
     rng = np.random.default_rng(seed)
-    forget_loss = per_sample_outputs(model, forget)["loss"]
-    test_loss = per_sample_outputs(model, test)["loss"]
+    forget_loss = per_sample_outputs(model, in_dataset_order(forget))["loss"]
+    test_loss = per_sample_outputs(model, in_dataset_order(test))["loss"]
     n = min(len(forget_loss), len(test_loss))
     forget_loss = rng.permutation(forget_loss)[:n]
     test_loss = rng.permutation(test_loss)[:n]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.data import DataLoader
 
 from ..errors import DivergedError, UsageError
@@ -134,7 +135,7 @@ class StepMonitor:
 
     def __enter__(self) -> StepMonitor:
         self._evaluate()  # step 0: where the start stands (the target may already hold)
-        self._handle = torch.optim.optimizer.register_optimizer_step_post_hook(self._after_step)
+        self._handle = register_optimizer_step_post_hook(self._after_step)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
