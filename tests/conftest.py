@@ -48,3 +48,24 @@ def load_sample_plugin(name: str) -> ModuleType:
 @pytest.fixture
 def sample_methods() -> ModuleType:
     return load_sample_plugin("sample_methods")
+
+
+def _train_once(tmp_path_factory: pytest.TempPathFactory, preset: str) -> Path:
+    """Train a preset through the CLI, once per test session; tests must only read the run."""
+    from grokplug.cli import main
+
+    path = tmp_path_factory.mktemp(f"session-{preset}") / preset
+    assert main(["train", preset, "--run-dir", str(path), "--no-progress"]) == 0
+    return path
+
+
+@pytest.fixture(scope="session")
+def modular_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `modular` run (~15 s), shared by the whole session."""
+    return _train_once(tmp_path_factory, "modular")
+
+
+@pytest.fixture(scope="session")
+def digits_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `digits` run (~25 s), shared by the whole session."""
+    return _train_once(tmp_path_factory, "digits")

@@ -15,11 +15,9 @@ from grokplug.cli import main
 from grokplug.errors import NoGrokError, PluginError
 
 
-@pytest.fixture(scope="module")
-def modular_run(tmp_path_factory):
-    path = tmp_path_factory.mktemp("presets") / "modular"
-    assert main(["train", "modular", "--run-dir", str(path), "--no-progress"]) == 0
-    return path
+@pytest.fixture
+def modular_run(modular_run_dir):
+    return modular_run_dir
 
 
 def test_modular_groks_and_inspect_reports_it(modular_run, capsys, tmp_path):
@@ -74,8 +72,8 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run(modular_run, tmp_pat
         assert a.step == b.step and a.metrics["val_acc"] == pytest.approx(b.metrics["val_acc"], abs=2e-3)
 
 
-def test_digits_groks(tmp_path):
-    report = grokplug.train_preset("digits", tmp_path / "d", progress=False)
+def test_digits_groks(digits_run_dir):
+    report = RunDir(digits_run_dir).report()
     assert report.label == "grokking", report.reasons
     assert report.val_at_mem < 0.5 and report.val_max > 0.85
 

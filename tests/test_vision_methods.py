@@ -22,11 +22,10 @@ BUILTIN = ["ft", "ga", "rl", "graddiff", "l1-sparse", "salun", "scrub", "ssd"]
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Train the digits preset once (~25 s on 2 cores) and keep θ_pre / θ_grok weights in memory."""
-    run = tmp_path_factory.mktemp("digits") / "run"
-    report = grokplug.train_preset("digits", run, progress=False)
-    assert report.label == "grokking"
+def digits_run(digits_run_dir: Any) -> dict[str, Any]:
+    """The session's digits run (trained once, ~25 s on 2 cores); θ_pre / θ_grok weights kept in memory."""
+    run = digits_run_dir
+    assert grokplug.detect_phases(run).label == "grokking"
     states = {}
     for phase in ("pre", "grok"):
         model = grokplug.build_model(run)

@@ -27,7 +27,7 @@ standard-init: wall        19.2 s  23.8 s  19.8 s  1 thread: 16.6–18.2 s
 
 grokplug's detector (``grokplug train digits --run-dir D --seed S [--control standard-init]``) labels
 seeds 0-2 ``grokking`` (t_mem 850 / 1 150 / 950, t_gen 3 050 / 3 100 / 3 000, ratio 2.7–3.6, val at t_mem
-24–31 %, θ_grok at 3 900 / 3 850 / 4 050) and the control ``comprehension``; that loop took 18–23 s per run
+24–31 %, θ_grok at 3 900 / 3 850 / 4 050) and the control ``comprehension``; that loop took 18–28 s per run
 (52 s once under load).
 Variants measured with 200 train images: the reference's lr 1e-3 / wd 0.3 (seed 0) reaches val 90 % at
 3 500 with t_gen / t_mem only 2.3 over 10 000 steps; lr 3e-3 / wd 0.1 (seeds 0-5) gives val at t_mem

@@ -25,13 +25,15 @@ no-grok: wall (2 thr)  35.6 s  38.0 s  37.5 s  1 thread: 53–54 s
 
 grokplug's detector (``grokplug train modular-transformer --run-dir D --seed S [--control no-grok]``)
 labels seeds 0-2 ``grokking`` (t_mem 100, t_gen 425 / 1 225 / 850, θ_grok at 500 / 1 450 / 900) and the
-control ``memorization`` (seeds 0-1 checked there; seed 2 only in the plain loop). On this shared machine the same runs took up to ~4× longer when other
-jobs were running. Why not the paper's settings: d_model 128 / d_mlp 512 costs ~5× per step (~60 ms);
-lr 1e-3 at 50 % train lets val rise steadily from memorization (20 % → 95 % at 2 000). lr 3e-3 at 40 % train
-grokked at 1 300 / 5 200 / 5 775 steps (too spread); wd 0.5 at lr 1e-2 grokked at 1 425 / 2 550 / 2 150 with
-cleaner plateaus (t_gen / t_mem 14–26) but twice the steps. betas (0.9, 0.98) (Nanda's) groks at
-400 / 975 / 1 125 but shows loss spikes at lr 1e-2 without LayerNorm (train acc dipping to 57–96 % for one
-eval, before and after grokking); (0.9, 0.999) showed none in 3 000 steps.
+control ``memorization``. That loop took 50–280 s per run: other jobs were loading this shared machine.
+
+Why not the paper's settings: d_model 128 / d_mlp 512 costs ~5× per step (~60 ms), and at lr 1e-3 with 50 %
+train val rose steadily from memorization (20 % → 95 % at 2 000 steps). Measured alternatives at d_model 64,
+40 % train: lr 3e-3 grokked at 1 300 / 5 200 / 5 775 steps (too spread); lr 1e-2 with wd 0.5 at
+1 425 / 2 550 / 2 150 with cleaner plateaus (t_gen / t_mem 14–26) but twice the steps; 45 % train at lr 3e-3
+at 600–1 450 with val up to 31 % at t_mem. Nanda's betas (0.9, 0.98) grok at 400 / 975 / 1 125 but show
+loss spikes at lr 1e-2 without LayerNorm (train acc dipping to 57–96 % for one eval, before and after
+grokking); (0.9, 0.999) showed none in 3 000 steps.
 """
 
 from __future__ import annotations
