@@ -104,7 +104,7 @@ def load_torchvision(name: str, root: Path, train: bool):
 
 def as_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     loader = torch.utils.data.DataLoader(dataset, batch_size=512)
-    xs, ys = zip(*loader)
+    xs, ys = zip(*loader, strict=True)
     return torch.cat(xs), torch.cat(ys)
 
 
