@@ -144,7 +144,7 @@ def unlearn(
         model=final, method=name, start=ref, metrics=metrics,
         steps_to_target=monitor.steps_to_target if method_obj.iterative else None,
         steps_applicable=method_obj.iterative, total_steps=monitor.steps, stopped_early=monitor.stopped_early,
-        trail=monitor.trail,
+        trail=monitor.trail, config=dict(config),
     )
     result.metrics.update(start_metrics={k: v for k, v in start_metrics.items()}, target_forget_acc=threshold,
                           met_at_start=monitor.met_at_start, split=data.split.to_dict() if data.split else None)
@@ -161,6 +161,9 @@ def result_to_dict(result: UnlearnResult) -> dict[str, Any]:
     split = metrics.pop("split", None)
     out: dict[str, Any] = {
         "method": result.method,
+        "hparams": result.config.get("hparams"),
+        "seed": result.config.get("seed"),
+        "target": result.config.get("target"),
         "start": result.start.phase if result.start else None,
         "start_step": result.start.step if result.start else None,
         "start_sha256": result.start.sha256 if result.start else None,

@@ -47,3 +47,4 @@ class UnlearnResult:
     stopped_early: bool = False
     trail: list[tuple[int, float, float]] = field(default_factory=list)
     output_dir: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
