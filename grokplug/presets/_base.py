@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -54,16 +54,54 @@ class Preset:
     def domain(self) -> str:
         return "training"
 
-    def resolve_config(self, overrides: Mapping[str, Any] | None = None, control: str | None = None) -> dict[str, Any]:
+    def resolve_config(
+        self, overrides: Mapping[str, Any] | None = None, control: str | None = None
+    ) -> dict[str, Any]:
         """The recipe with a control's overrides and then the caller's overrides applied."""
         config = dict(self.config)
         if control is not None:
             if control not in self.controls:
                 from grokplug.errors import UsageError
 
-                raise UsageError(f"preset {self.name!r} has no control {control!r}; it has: {', '.join(self.controls) or 'none'}")
+                raise UsageError(
+                    f"preset {self.name!r} has no control {control!r}; it has: {', '.join(self.controls) or 'none'}"
+                )
             config.update(self.controls[control])
             config["control"] = control
         config.update(overrides or {})
         config["preset"] = self.name
         return config
+
+
+T = TypeVar("T")
+
+
+def seeded_build(seed: int, factory: Callable[[], T]) -> T:
+    """Run ``factory`` with torch's global RNG seeded, without reading or advancing the caller's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory()
+
+
+def data_from_indices(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    train_indices: list[int],
+    val_indices: list[int],
+    *,
+    num_classes: int,
+    info: Mapping[str, Any],
+) -> PresetData:
+    """:class:`PresetData` for index lists into a full dataset; every training position may be forgotten."""
+    tr, va = torch.tensor(train_indices), torch.tensor(val_indices)
+    return PresetData(
+        train_x=x[tr],
+        train_y=y[tr],
+        val_x=x[va],
+        val_y=y[va],
+        train_indices=train_indices,
+        val_indices=val_indices,
+        forget_eligible=list(range(len(train_indices))),
+        num_classes=num_classes,
+        info=info,
+    )

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import Preset, PresetData
+from ._base import Preset, PresetData, data_from_indices, seeded_build
 
 __all__ = ["DIGITS", "DigitsMLP", "load_digits_tensors", "make_digits_data", "make_digits_model"]
 
@@ -109,15 +109,11 @@ def make_digits_data(config: Mapping[str, Any], seed: int) -> PresetData:
     if not 0 < n_train < len(y):
         raise ValueError(f"n_train={n_train} must be between 1 and {len(y) - 1}")
     train_idx, val_idx = stratified_split(y.numpy(), n_train, None if n_val is None else int(n_val), seed)
-    tr, va = torch.tensor(train_idx), torch.tensor(val_idx)
-    return PresetData(
-        train_x=x[tr],
-        train_y=y[tr],
-        val_x=x[va],
-        val_y=y[va],
-        train_indices=train_idx,
-        val_indices=val_idx,
-        forget_eligible=list(range(len(train_idx))),
+    return data_from_indices(
+        x,
+        y,
+        train_idx,
+        val_idx,
         num_classes=NUM_CLASSES,
         info={
             "dataset": "sklearn-digits",
@@ -158,13 +154,14 @@ class DigitsMLP(nn.Module):
 
 def make_digits_model(config: Mapping[str, Any], seed: int) -> DigitsMLP:
     """A freshly initialised :class:`DigitsMLP`; the same (config, seed) always gives the same weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return DigitsMLP(
+    return seeded_build(
+        seed,
+        lambda: DigitsMLP(
             hidden_dim=int(config["hidden_dim"]),
             depth=int(config["depth"]),
             init_scale=float(config["init_scale"]),
-        )
+        ),
+    )
 
 
 DIGITS = Preset(

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._base import Preset, PresetData
+from ._base import Preset, PresetData, data_from_indices, seeded_build
 
 __all__ = ["MODULAR", "ModularMLP", "make_modular_data", "make_modular_model", "modular_pairs"]
 
@@ -73,15 +73,11 @@ def make_modular_data(config: Mapping[str, Any], seed: int) -> PresetData:
     p = int(config["p"])
     x, y = modular_pairs(p)
     train_idx, val_idx = split_pairs(p, float(config["train_frac"]), seed)
-    tr, va = torch.tensor(train_idx), torch.tensor(val_idx)
-    return PresetData(
-        train_x=x[tr],
-        train_y=y[tr],
-        val_x=x[va],
-        val_y=y[va],
-        train_indices=train_idx,
-        val_indices=val_idx,
-        forget_eligible=list(range(len(train_idx))),
+    return data_from_indices(
+        x,
+        y,
+        train_idx,
+        val_idx,
         num_classes=p,
         info={"dataset": f"modular-addition-p{p}", "p": p, "n_train": len(train_idx), "n_val": len(val_idx)},
     )
@@ -112,15 +108,15 @@ class ModularMLP(nn.Module):
 
 def make_modular_model(config: Mapping[str, Any], seed: int) -> ModularMLP:
     """A freshly initialised :class:`ModularMLP`; the same (config, seed) always gives the same weights."""
-    # fork_rng: seed the initialisers without leaking into (or reading) the caller's global RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return ModularMLP(
+    return seeded_build(
+        seed,
+        lambda: ModularMLP(
             p=int(config["p"]),
             embed_dim=int(config["embed_dim"]),
             hidden_dim=int(config["hidden_dim"]),
             init_scale=float(config.get("init_scale", 1.0)),
-        )
+        ),
+    )
 
 
 MODULAR = Preset(

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._base import Preset, PresetData
+from ._base import Preset, PresetData, data_from_indices, seeded_build
 from .modular import modular_pairs, split_pairs
 
 __all__ = ["MODULAR_TRANSFORMER", "OneLayerTransformer", "make_transformer_data", "make_transformer_model"]
@@ -63,15 +63,11 @@ def make_transformer_data(config: Mapping[str, Any], seed: int) -> PresetData:
     pairs, y = modular_pairs(p)
     x = torch.cat([pairs, torch.full((p * p, 1), p, dtype=pairs.dtype)], dim=1)
     train_idx, val_idx = split_pairs(p, float(config["train_frac"]), seed)
-    tr, va = torch.tensor(train_idx), torch.tensor(val_idx)
-    return PresetData(
-        train_x=x[tr],
-        train_y=y[tr],
-        val_x=x[va],
-        val_y=y[va],
-        train_indices=train_idx,
-        val_indices=val_idx,
-        forget_eligible=list(range(len(train_idx))),
+    return data_from_indices(
+        x,
+        y,
+        train_idx,
+        val_idx,
         num_classes=p,
         info={
             "dataset": f"modular-addition-p{p}-tokens",
@@ -135,15 +131,16 @@ class OneLayerTransformer(nn.Module):
 
 def make_transformer_model(config: Mapping[str, Any], seed: int) -> OneLayerTransformer:
     """A freshly initialised :class:`OneLayerTransformer`; the same (config, seed) always gives the same weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return OneLayerTransformer(
+    return seeded_build(
+        seed,
+        lambda: OneLayerTransformer(
             p=int(config["p"]),
             d_model=int(config["d_model"]),
             n_heads=int(config["n_heads"]),
             d_mlp=int(config["d_mlp"]),
             init_scale=float(config.get("init_scale", 1.0)),
-        )
+        ),
+    )
 
 
 MODULAR_TRANSFORMER = Preset(
