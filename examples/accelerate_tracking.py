@@ -39,8 +39,9 @@ def main() -> None:
 
     tracker = grokplug.GrokTracker(args.run_dir, config=config, seed=0, splits=data, accelerator=accelerator)
     every = int(config["eval_every"])
-    for step in range(int(config["max_steps"]) + 1):
-        if step % every == 0:
+    start = tracker.restore(accelerator.unwrap_model(model), optimizer)  # every rank resumes at the same step
+    for step in range(start, int(config["max_steps"]) + 1):
+        if step % every == 0 and not (start and step == start):
             metrics = evaluate_preset(accelerator.unwrap_model(model), data, config)
             tracker.log_eval(step, model=accelerator.unwrap_model(model), **metrics)
         if step == int(config["max_steps"]):

@@ -102,6 +102,7 @@ class GrokTracker:
         self.detector = OnlineDetector(**self.detector_params)
         if self.is_main:
             self._open(splits, resume=resume, overwrite=overwrite)
+        self._sync_ranks()
         self._writer = (BackgroundWriter() if async_save else InlineWriter()) if self.is_main else InlineWriter()
 
     # -- opening / resuming --------------------------------------------------------------------
@@ -145,7 +146,7 @@ class GrokTracker:
     def _resume(self) -> None:
         run = RunDir(self.path)
         if run.status == "finished":
-            raise UsageError(f"{self.path} holds a finished run; inspect it, or pass overwrite=True to train again")
+            raise UsageError(f"{self.path} holds a finished run; inspect it, or pass overwrite=True (CLI: --overwrite) to train again")
         recorded = {k: v for k, v in run.config.items() if k not in _RESUMABLE_CONFIG_KEYS}
         wanted = {k: v for k, v in self.config.items() if k not in _RESUMABLE_CONFIG_KEYS}
         if self.config and recorded != wanted:
@@ -167,15 +168,28 @@ class GrokTracker:
         self.config = self.config or run.config
         self.run = run
 
+    def _sync_ranks(self) -> None:
+        """Under accelerate, every rank learns the resume step from rank 0 and replays the same history."""
+        if self.accelerator is None or self.accelerator.num_processes <= 1:
+            return
+        from accelerate.utils import broadcast_object_list
+
+        payload = [self.start_step]
+        broadcast_object_list(payload, from_process=0)  # also a barrier: rank 0 has opened the run
+        if not self.is_main and payload[0]:
+            self.start_step = int(payload[0])
+            history = [r for r in RunDir(self.path).history() if r["step"] <= self.start_step]
+            saved = [r["step"] for r in history if r.get("saved")]
+            self.detector = OnlineDetector.replay(history, saved, **self.detector_params)
+
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> int:
-        """Load the state to continue from into ``model``/``optimizer``; returns the step to resume at (0: fresh)."""
+        """Load the state to continue from into ``model``/``optimizer``; returns the step to resume at (0: fresh).
+
+        Every rank reads the same checkpoint (rank 0 does not write while the others read it here).
+        """
         if self.start_step == 0:
             return 0
-        if self.is_main or self.run is not None:
-            run = self.run
-        else:
-            run = RunDir(self.path)
-        assert run is not None
+        run = self.run if self.run is not None else RunDir(self.path)
         entry = run.checkpoint_entry(self.start_step)
         tensors = _store.load_weights(run.resolve_inside(entry["path"]), entry["sha256"])
         model.load_state_dict(tensors)
