@@ -50,6 +50,7 @@ _LAZY: dict[str, str] = {
     "Preset": "grokplug.presets._base",
     "PresetData": "grokplug.presets._base",
     "unlearn": "grokplug._unlearn",
+    "retrain_reference": "grokplug._retrain",
     "UnlearningMethod": "grokplug._method",
     "UnlearnContext": "grokplug._unlearn_types",
     "UnlearnResult": "grokplug._unlearn_types",
@@ -80,6 +81,7 @@ __all__ = [
     "hookimpl",
     "load_checkpoint",
     "request_checkpoint",
+    "retrain_reference",
     "train_preset",
     "unlearn",
 ]
@@ -106,6 +108,7 @@ if TYPE_CHECKING:
     from ._method import UnlearningMethod
     from ._resolve import build_model, load_checkpoint, request_checkpoint
     from ._retention import RetentionPolicy
+    from ._retrain import retrain_reference
     from ._rundir import RunDir
     from ._tracker import GrokTracker
     from ._train import train_preset

@@ -123,9 +123,14 @@ def unlearn(
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     model = accelerator.prepare(model)
     start_metrics = evaluate_vision(model, data, seed=seed)
+    if target == "retrain" and retrain_metrics is None and method_obj.iterative:
+        from ._retrain import retrain_reference
+
+        retrain_metrics = retrain_reference(source, data, seed=seed)
     threshold = resolve_target(target, start_metrics, retrain_metrics) if method_obj.iterative else None
     pm = get_plugin_manager()
-    config = {"start": start, "seed": seed, "hparams": params, "target": target, "target_forget_acc": threshold}
+    config = {"start": start, "seed": seed, "hparams": params, "target": target, "target_forget_acc": threshold,
+              "retrain_metrics": dict(retrain_metrics) if retrain_metrics else None}
     context = UnlearnContext(method=name, model=model, start=ref, seed=seed, config=config, accelerator=accelerator)
     pm.before_unlearn(context)
     monitor = StepMonitor(
@@ -164,6 +169,7 @@ def result_to_dict(result: UnlearnResult) -> dict[str, Any]:
         "hparams": result.config.get("hparams"),
         "seed": result.config.get("seed"),
         "target": result.config.get("target"),
+        "retrain_metrics": result.config.get("retrain_metrics"),
         "start": result.start.phase if result.start else None,
         "start_step": result.start.step if result.start else None,
         "start_sha256": result.start.sha256 if result.start else None,

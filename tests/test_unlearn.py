@@ -201,3 +201,23 @@ def test_unlearn_runs_an_adapted_third_party_function(digits_run_dir):
     batches = -(-len(result.metrics["split"]["forget"]) // 64)
     assert result.total_steps == 5 * batches  # updates of the kit's own optimizer were counted
     assert result.metrics["forget_acc"] < result.metrics["start_metrics"]["forget_acc"]
+
+
+def test_retrain_target_is_computed_for_preset_runs(modular_run_dir):
+    from grokplug._unlearn import preset_unlearning_data
+
+    data = preset_unlearning_data(modular_run_dir, forget_rate=0.15, seed=0)
+    reference = grokplug.retrain_reference(modular_run_dir, data, seed=0, max_steps=300)
+    assert set(reference) == {"forget_acc", "retain_acc", "test_acc"}
+    assert reference["retain_acc"] > 0.9  # it fits what it was trained on
+    result = grokplug.unlearn("ga", source=modular_run_dir, start="grok", target="retrain",
+                              retrain_metrics=reference, hparams={"epochs": 1})
+    assert result.metrics["target_forget_acc"] == reference["forget_acc"]
+    computed = grokplug.unlearn("ssd", source=modular_run_dir, target="retrain")  # one-shot: no target needed
+    assert computed.metrics["target_forget_acc"] is None and computed.steps_to_target is None
+
+
+def test_retrain_target_without_metrics_retrains_the_preset(modular_run_dir):
+    result = grokplug.unlearn("ga", source=modular_run_dir, start="pre", target="retrain", hparams={"epochs": 1})
+    reference = result.config["retrain_metrics"]
+    assert reference is not None and result.metrics["target_forget_acc"] == reference["forget_acc"]

@@ -49,7 +49,8 @@ def resolve_target(spec: str | float | None, start: Mapping[str, float], retrain
 
     * a number in [0, 1]: that forget accuracy;
     * ``"test"``: the start model's test accuracy (forget set looks like unseen data);
-    * ``"retrain"``: the forget accuracy of a model retrained on retain only (``retrain`` metrics);
+    * ``"retrain"``: the forget accuracy of a model retrained on retain only (``retrain`` metrics;
+      :func:`grokplug.unlearn` computes them for preset runs);
     * ``"frac:F"``: F × the start model's forget accuracy (meaningful for both starts);
     * ``None`` / ``"none"``: no target (run the method's full budget).
     """
