@@ -50,6 +50,7 @@ _LAZY: dict[str, str] = {
     "Preset": "grokplug.presets._base",
     "PresetData": "grokplug.presets._base",
     "unlearn": "grokplug._unlearn",
+    "sweep_strength": "grokplug._unlearn",
     "retrain_reference": "grokplug._retrain",
     "UnlearningMethod": "grokplug._method",
     "UnlearnContext": "grokplug._unlearn_types",
@@ -82,6 +83,7 @@ __all__ = [
     "load_checkpoint",
     "request_checkpoint",
     "retrain_reference",
+    "sweep_strength",
     "train_preset",
     "unlearn",
 ]
@@ -112,6 +114,6 @@ if TYPE_CHECKING:
     from ._rundir import RunDir
     from ._tracker import GrokTracker
     from ._train import train_preset
-    from ._unlearn import unlearn
+    from ._unlearn import sweep_strength, unlearn
     from ._unlearn_types import UnlearnContext, UnlearnResult
     from .presets._base import Preset, PresetData

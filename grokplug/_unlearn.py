@@ -183,3 +183,32 @@ def result_to_dict(result: UnlearnResult) -> dict[str, Any]:
         "split": {k: v for k, v in (split or {}).items() if k not in ("forget", "retain")},
     }
     return out
+
+
+def sweep_strength(
+    method: str | UnlearningMethod, values: list[float], *, target: str | float | None = "test", **kwargs: Any
+) -> dict[str, Any]:
+    """For one-shot methods (``iterative = False``): run once per strength value, weakest first.
+
+    Steps-to-target does not apply to a method that takes no optimizer steps; the analogue is the
+    first strength (in the order given) whose result reaches the target forget accuracy. Returns the
+    points and that ``strength_to_target`` (``None`` if no value reaches it).
+    """
+    name, method_obj = _method(method)
+    knob = method_obj.strength_param
+    if knob is None:
+        raise UsageError(f"method {name!r} declares no strength parameter to sweep")
+    if not values:
+        raise UsageError("give at least one strength value to sweep")
+    hparams = dict(kwargs.pop("hparams", None) or {})
+    points, reached_at = [], None
+    for value in values:
+        result = unlearn(method_obj, hparams={**hparams, knob: value}, target="none", **kwargs)
+        start = result.metrics["start_metrics"]
+        threshold = resolve_target(target, start, kwargs.get("retrain_metrics"))
+        reached = threshold is not None and result.metrics["forget_acc"] <= threshold
+        points.append({"strength": value, "reached": reached, "target_forget_acc": threshold,
+                       **{k: result.metrics[k] for k in ("forget_acc", "retain_acc", "test_acc") if k in result.metrics}})
+        if reached and reached_at is None:
+            reached_at = value
+    return {"method": name, "strength_param": knob, "points": points, "strength_to_target": reached_at}

@@ -143,8 +143,34 @@ def _hparams(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from ._unlearn import sweep_strength
+
+    try:
+        values = [float(v) for v in args.sweep.split(",") if v]
+    except ValueError:
+        raise UsageError(f"--sweep expects numbers separated by commas, got {args.sweep!r}") from None
+    info = sweep_strength(
+        args.method, values, source=args.run_dir, start=args.start, seed=args.seed, target=args.target,
+        hparams=_hparams(args.set), profile=args.profile, forget_rate=args.forget_rate,
+        forget_classes=args.forget_class, fallback=args.fallback,
+    )
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['method']} from θ_{args.start}: sweeping {info['strength_param']}")
+    for point in info["points"]:
+        print(f"  {point['strength']:>10g}  forget {point['forget_acc']:.3f}  retain {point['retain_acc']:.3f}  "
+              f"test {point.get('test_acc', float('nan')):.3f}{'  ← target reached' if point['reached'] else ''}")
+    print(f"strength_to_target: {info['strength_to_target']}")
+    return 0
+
+
 def _cmd_unlearn(args: argparse.Namespace) -> int:
     from ._unlearn import result_to_dict, unlearn
+
+    if args.sweep is not None:
+        return _cmd_sweep(args)
 
     result = unlearn(
         args.method, source=args.run_dir, start=args.start, seed=args.seed, target=args.target,
@@ -217,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("offline", "cifar"), default="offline")
     p.add_argument("--fallback", default=None, help="phase to use if --start grok but the run never grokked")
     p.add_argument("--out", type=Path, default=None, help="write the unlearned model + result.json to this new dir")
+    p.add_argument("--sweep", default=None, metavar="V1,V2,...",
+                   help="one-shot methods: run once per strength value (weakest first) instead of counting steps")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_unlearn)
 

@@ -221,3 +221,16 @@ def test_retrain_target_without_metrics_retrains_the_preset(modular_run_dir):
     result = grokplug.unlearn("ga", source=modular_run_dir, start="pre", target="retrain", hparams={"epochs": 1})
     reference = result.config["retrain_metrics"]
     assert reference is not None and result.metrics["target_forget_acc"] == reference["forget_acc"]
+
+
+def test_one_shot_strength_sweep(digits_run_dir, capsys):
+    info = grokplug.sweep_strength("ssd", [100.0, 10.0, 1.0], source=digits_run_dir, start="grok", target="frac:0.9")
+    assert info["strength_param"] == "selection_weighting" and len(info["points"]) == 3
+    forget = [p["forget_acc"] for p in info["points"]]
+    assert forget[-1] <= forget[0]  # stronger selection forgets at least as much
+    first = next((p["strength"] for p in info["points"] if p["reached"]), None)
+    assert info["strength_to_target"] == first
+    with pytest.raises(UsageError, match="declares no strength parameter"):
+        grokplug.sweep_strength("ga", [1.0], source=digits_run_dir)
+    assert main(["unlearn", str(digits_run_dir), "--method", "ssd", "--sweep", "50,5", "--json"]) == 0
+    assert [p["strength"] for p in json.loads(capsys.readouterr().out)["points"]] == [50.0, 5.0]
