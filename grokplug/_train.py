@@ -92,7 +92,7 @@ def train_preset(
     )
     with tracker:
         step = tracker.restore(model, optimizer)
-        bar = tqdm(total=total, initial=step, desc=f"{preset.name}", unit="step", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=total, initial=step, desc=f"{preset.name}", unit="step", disable=None if progress else True, dynamic_ncols=True)  # None: off when not a terminal
         settled_evals = 0
 
         def log(at: int) -> None:
