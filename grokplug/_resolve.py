@@ -31,7 +31,8 @@ def request_checkpoint(source: Source, phase: str = "grok", *, fallback: str | N
     return get_plugin_manager().resolve_checkpoint(request)
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside (Distributed)DataParallel wrappers."""
     while isinstance(model, torch.nn.parallel.DistributedDataParallel) or (
         hasattr(model, "module") and type(model).__name__ in {"DataParallel", "DistributedDataParallel"}
     ):
@@ -78,7 +79,7 @@ def load_into(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, or
     models (the checkpoint fills the base model; adapter weights stay as initialised) and
     DDP-wrapped models.
     """
-    target = _unwrap(model)
+    target = unwrap_model(model)
     peft = _is_peft(target)
     if peft:
         target = target.get_base_model()
@@ -120,13 +121,18 @@ def load_checkpoint(
     return ref
 
 
-def build_model(source: Source, *, seed: int | None = None) -> torch.nn.Module:
-    """Rebuild the (untrained) architecture of a run made by a preset, from its recorded config."""
+def run_dir_of(source: Source) -> RunDir:
+    """The run directory behind a source (a path, or a reference to one of its checkpoints)."""
     if isinstance(source, CheckpointRef):
         if source.run_dir is None:
             raise CheckpointError(f"checkpoint {source.path} does not come from a run directory; build the model yourself")
         source = source.run_dir
-    run = RunDir(Path(source))
+    return RunDir(Path(source))
+
+
+def build_model(source: Source, *, seed: int | None = None) -> torch.nn.Module:
+    """Rebuild the (untrained) architecture of a run made by a preset, from its recorded config."""
+    run = run_dir_of(source)
     config = run.config
     name = config.get("preset")
     if not name:

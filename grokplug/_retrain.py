@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from ._resolve import Source
-from ._rundir import RunDir
+from ._resolve import Source, run_dir_of
 from ._train import preset_loss
 from .errors import UsageError
 from .plugins import get_plugin_manager
@@ -26,7 +25,7 @@ def retrain_reference(source: Source, data: VisionData, *, seed: int = 0, max_st
     Its ``forget_acc`` is the ``retrain`` unlearning target: the forget accuracy of a model for which
     the forget set is truly unseen data.
     """
-    run = RunDir(str(getattr(source, "run_dir", None) or source))
+    run = run_dir_of(source)
     name = run.config.get("preset")
     if not name:
         raise UsageError(f"run {run.path} was not made by a preset; pass retrain_metrics= from your own retrained model")

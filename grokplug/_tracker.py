@@ -22,6 +22,7 @@ import torch
 from . import _store
 from ._atomic import RunLock, sha256_ints
 from ._detect import GrokReport, OnlineDetector, PhaseChange
+from ._resolve import unwrap_model
 from ._retention import RetentionPolicy
 from ._rundir import CHECKPOINTS, RunDir
 from ._saver import BackgroundWriter, InlineWriter
@@ -255,7 +256,8 @@ class GrokTracker:
     def _submit_save(
         self, step: int, record: Mapping[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
     ) -> None:
-        tensors = _store.snapshot_state_dict(_unwrap(model))  # copy now; the loop keeps training
+        inner = unwrap_model(model)
+        tensors = _store.snapshot_state_dict(inner)  # copy now; the loop keeps training
         opt = _store.snapshot_optimizer(optimizer) if optimizer is not None else None
         protected = set(self.detector.protected_steps())
         meta = {
@@ -263,7 +265,7 @@ class GrokTracker:
             "config": self.config,
             "seed": self.seed,
             "data": self.run.run_info.get("data", {}) if self.run else {},
-            "model_class": f"{type(_unwrap(model)).__module__}.{type(_unwrap(model)).__qualname__}",
+            "model_class": f"{type(inner).__module__}.{type(inner).__qualname__}",
         }
         run = self.run
         assert run is not None
@@ -352,10 +354,6 @@ class GrokTracker:
             finally:
                 self._closed = True
                 self._lock.release()
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 __all__ = ["GrokTracker", "CHECKPOINTS"]

@@ -14,8 +14,7 @@ import torch
 
 from ._atomic import describe_os_error
 from ._method import UnlearningMethod
-from ._resolve import Source, build_model, load_checkpoint
-from ._rundir import RunDir
+from ._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ._store import snapshot_state_dict
 from ._unlearn_types import UnlearnContext, UnlearnResult
 from .errors import GrokplugError, UsageError
@@ -33,7 +32,7 @@ def preset_unlearning_data(
     batch_size: int = 64,
 ) -> VisionData:
     """Forget/retain/test loaders for a run made by a preset (test = the preset's held-out set)."""
-    run = RunDir(Path(str(getattr(source, "run_dir", None) or source)))
+    run = run_dir_of(source)
     name = run.config.get("preset")
     if not name:
         raise UsageError(f"run {run.path} was not made by a preset; build VisionData yourself and pass it as splits=")
