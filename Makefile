@@ -6,10 +6,14 @@ STAMP  := $(VENV)/.grokplug-installed
 
 .PHONY: install demo test test-slow test-all lint docs bench clean
 
+INSTALL_LOG := $(VENV)/install.log
+
+# One line of progress; the build log goes to $(INSTALL_LOG) and is named when the install fails.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "installing grokplug and its dependencies into $(VENV) (log: $(INSTALL_LOG)) ..."
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[dev]'; } >$(INSTALL_LOG) 2>&1 \
+		|| { echo "install failed; the last lines of $(INSTALL_LOG):"; tail -n 15 $(INSTALL_LOG); exit 1; }
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -18,14 +18,37 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
+        text=True,
         cwd=out,
     )
+    (out / "build.log").write_text(built.stdout + built.stderr)
     (found,) = out.glob("grokplug-*.whl")
     return found
+
+
+def test_wheel_build_is_quiet_and_ships_every_module(wheel):
+    """A newcomer reads setuptools warnings as a broken install: the build must raise none, and no module
+    may be left behind (the warning setuptools gives for an unlisted folder is also what drops it)."""
+    log = (wheel.parent / "build.log").read_text()
+    warnings = [  # byte-compiling is off where PYTHONDONTWRITEBYTECODE is set: the environment's, not ours
+        line
+        for line in log.splitlines()
+        if ("warning" in line.lower() or "absent from" in line) and "byte-compiling is disabled" not in line
+    ]
+    assert not warnings, "\n".join(warnings[:10])
+    names = set(zipfile.ZipFile(wheel).namelist())
+    mapping = {"grokplug": "grokplug", "hooks": "grokplug/hooks", "adapters": "grokplug/adapters"}
+    sources = [
+        f"{mapping[src]}/{path.relative_to(ROOT / src).as_posix()}"
+        for src in mapping
+        for path in (ROOT / src).rglob("*")
+        if path.suffix in {".py", ".md"} and "__pycache__" not in path.parts
+    ]
+    assert sources and not sorted(set(sources) - names)
 
 
 def test_wheel_maps_hooks_and_adapters_into_the_package(wheel):
