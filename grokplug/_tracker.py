@@ -11,7 +11,7 @@ One object serves three kinds of loop:
 from __future__ import annotations
 
 import os
-import shutil
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -22,12 +22,13 @@ import torch
 from . import _store
 from ._atomic import RunLock, sha256_ints
 from ._detect import GrokReport, OnlineDetector, PhaseChange
+from ._paths import clear_run
 from ._resolve import unwrap_model
 from ._retention import RetentionPolicy
-from ._rundir import CHECKPOINTS, RunDir
+from ._rundir import CHECKPOINTS, MANIFEST, RunDir
 from ._saver import BackgroundWriter, InlineWriter
 from ._types import CheckpointRef
-from .errors import RunDirError, UsageError
+from .errors import GrokplugWarning, RunDirError, UsageError
 from .plugins import get_plugin_manager
 
 _SPLIT_KEYS = ("train_indices", "val_indices", "forget_eligible")
@@ -109,14 +110,19 @@ class GrokTracker:
     # -- opening / resuming --------------------------------------------------------------------
 
     def _open(self, splits: Any, *, resume: bool, overwrite: bool) -> None:
-        if self.path.exists() and not RunDir.exists(self.path) and any(p.name != ".lock" for p in self.path.iterdir()):
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"{self.path} is an existing file, not a run directory")
+        if (self.path / MANIFEST).exists():
+            RunDir(self.path)  # a manifest.json that does not parse as a run is someone else's file: refused
+        elif self.path.exists() and any(p.name != ".lock" for p in self.path.iterdir()):
             raise RunDirError(f"{self.path} exists and is not a grokplug run directory; refusing to write into it")
         self._lock.acquire()
         try:
             if RunDir.exists(self.path) and overwrite:
-                for child in self.path.iterdir():
-                    if child.name != ".lock":
-                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+                kept = clear_run(self.path)  # only the files the run format owns
+                if kept:
+                    warnings.warn(f"--overwrite kept {len(kept)} file(s) in {self.path} that are not part of the run: "
+                                  f"{', '.join(kept[:5])}", GrokplugWarning, stacklevel=3)
             if RunDir.exists(self.path):
                 if not resume:
                     raise UsageError(f"{self.path} already holds a run; pass resume=True to continue it or overwrite=True")

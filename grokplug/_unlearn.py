@@ -14,6 +14,7 @@ import torch
 
 from ._atomic import describe_os_error
 from ._method import UnlearningMethod
+from ._paths import check_output_dir, source_dirs
 from ._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ._store import snapshot_state_dict, write_safetensors
 from ._unlearn_types import UnlearnContext, UnlearnResult
@@ -126,6 +127,8 @@ def unlearn(
 
     from .vision.metrics import evaluate_vision
 
+    if output_dir is not None:  # refused before any work: never into the source run, never over a file
+        check_output_dir(output_dir, sources=source_dirs(source), what="output_dir", must_be_empty=True)
     name, method_obj = _method(method)
     params = method_obj.hyperparameters(profile, **dict(hparams or {}))
     torch.manual_seed(seed)

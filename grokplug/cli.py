@@ -70,6 +70,7 @@ def _print_report(summary: dict[str, Any]) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from ._paths import check_run_dir_target
     from ._retention import RetentionPolicy
     from ._train import train_preset
 
@@ -81,6 +82,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from grokplug.hooks import orthograd
 
         orthograd.enable()
+    check_run_dir_target(args.run_dir)
     started = time.perf_counter()
     report = train_preset(
         args.preset,
@@ -104,9 +106,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from ._api import detect_phases
+    from ._paths import check_output_file
     from ._rundir import RunDir
 
     run = RunDir(args.run_dir)
+    if args.plot:
+        check_output_file(args.plot, sources=[args.run_dir], what="--plot")
     report = run.report() if run.status == "finished" else None
     if report is None:  # still running or interrupted: classify what is there
         report = detect_phases(args.run_dir)
@@ -171,7 +176,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> int:
+    from ._paths import check_output_dir
     from ._unlearn import result_to_dict, unlearn
+
+    if args.out is not None:
+        check_output_dir(args.out, sources=[args.run_dir], what="--out", must_be_empty=True)
 
     if args.sweep is not None:
         return _cmd_sweep(args)
@@ -214,8 +223,12 @@ def _compare_hparams(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from ._paths import check_output_dir
     from .compare import DEFAULT_PRIMARY, DEFAULT_TARGETS, compare
     from .compare._report import render_markdown
+
+    if args.out is not None:
+        check_output_dir(args.out, sources=[args.run_dir], what="--out")
 
     try:
         rates = [_rate(v) for v in args.forget_rates.split(",") if v.strip()]

@@ -140,6 +140,7 @@ def compare(
     there are reused when their inputs' hashes match (``recompute=True`` ignores them). The run's
     checkpoints are only read. ``plots``/``analysis`` add figures and θ_pre/θ_grok analysis metrics.
     """
+    from .._paths import check_output_dir
     from .._resolve import request_checkpoint
     from .._rundir import RunDir
     from ._aggregate import build_aggregates, build_flags, build_pairs, describe_target
@@ -150,6 +151,9 @@ def compare(
     if not RunDir.exists(run_path):
         raise UsageError(f"no grokplug run directory at {run_path} (train one with `grokplug train PRESET --run-dir DIR`)")
     rundir = RunDir(run_path)
+    base = run_path.resolve()  # `compare .` has no name of its own to extend
+    out_dir = Path(out) if out is not None else base.parent / f"{base.name or 'run'}-compare"
+    check_output_dir(out_dir, sources=[run_path], what="out")  # before any work; cells are reused from it
     if not rundir.config.get("preset"):
         raise UsageError(f"run {run_path} was not made by a preset; compare needs the preset's data to build forget sets")
     method_objs = _methods(methods)
@@ -170,7 +174,6 @@ def compare(
         overrides[canonical] = dict(values)
     resolved = {name: obj.hyperparameters(profile, **overrides.get(name, {})) for name, obj in method_objs.items()}
     refs = {"pre": request_checkpoint(run_path, "pre"), "grok": request_checkpoint(run_path, "grok", fallback=fallback)}
-    out_dir = Path(out) if out is not None else run_path.with_name(run_path.name + "-compare")
     config = {
         "methods": list(method_objs), "seeds": seed_list, "forget_rates": rates, "targets": target_list,
         "primary": primary, "profile": profile, "hparams": resolved, "n_boot": int(n_boot), "ci_level": ci_level,

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from .._paths import check_output_dir, source_dirs
 from .._resolve import Source, build_model, load_checkpoint, run_dir_of
 from .._unlearn import _method
 from .._unlearn_types import UnlearnContext, UnlearnResult
@@ -177,6 +178,8 @@ def unlearn_llm(
     """
     from .monitor import TrainerStepMonitor
 
+    if output_dir is not None:  # refused before any work: never into the source run, never over a file
+        check_output_dir(output_dir, sources=source_dirs(source), what="output_dir", must_be_empty=True)
     name, method_obj = _method(method)
     if getattr(method_obj, "domain", None) != "llm":
         raise UsageError(f"method {name!r} is not an LLM method (domain {getattr(method_obj, 'domain', '?')!r})")
