@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DuplicateRegistrationError, PluginError, UsageError
+
+#: The one pattern for method, metric and preset names (and aliases): they appear in listings,
+#: command lines and file names, so no spaces, separators or control characters.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,13 @@ class Registry:
         return register
 
     def add(self, name: str, obj: Any, *, plugin: str, aliases: tuple[str, ...] = ()) -> None:
-        if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {self._who(plugin)} registered a {self.kind[:-1]} with an invalid name {name!r}")
+        for key in (name, *aliases):
+            if not isinstance(key, str) or not NAME_PATTERN.fullmatch(key):
+                raise PluginError(
+                    f"plugin {self._who(plugin)} registered a {self.kind[:-1]} with an invalid name {key!r}: names "
+                    f"match {NAME_PATTERN.pattern} (letters, digits, . _ + -; at most 64 characters)",
+                    plugin=plugin, hook=f"grokplug_register_{self.kind}",
+                )
         for key in (name, *aliases):
             owner = self._entries.get(self._aliases.get(key, key))
             if owner is not None:

@@ -72,6 +72,16 @@ def _map_keys(target: torch.nn.Module, tensors: Mapping[str, torch.Tensor], peft
     return mapped, optional
 
 
+def _dtype_kind(dtype: torch.dtype) -> str:
+    """float, complex, bool or int: loading across kinds (int64 weights into a float model) is refused;
+    float16/bfloat16/float32 may meet (a half-precision model filled from a float32 run is deliberate)."""
+    if dtype.is_floating_point:
+        return "float"
+    if dtype.is_complex:
+        return "complex"
+    return "bool" if dtype == torch.bool else "int"
+
+
 def load_into(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, origin: str = "checkpoint") -> None:
     """Copy ``tensors`` into ``model`` after checking that names and shapes match exactly.
 
@@ -95,9 +105,15 @@ def load_into(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, or
         for k in mapped
         if k in expected and tuple(mapped[k].shape) != tuple(expected[k].shape)
     )
-    if missing or unexpected or wrong_shape:
+    wrong_dtype = sorted(
+        f"{k}: checkpoint {mapped[k].dtype} vs model {expected[k].dtype}"
+        for k in mapped
+        if k in expected and _dtype_kind(mapped[k].dtype) != _dtype_kind(expected[k].dtype)
+    )
+    if missing or unexpected or wrong_shape or wrong_dtype:
         parts = []
-        for title, items in (("missing from checkpoint", missing), ("not in model", unexpected), ("shape mismatch", wrong_shape)):
+        for title, items in (("missing from checkpoint", missing), ("not in model", unexpected),
+                             ("shape mismatch", wrong_shape), ("dtype mismatch", wrong_dtype)):
             if items:
                 shown = "; ".join(items[:_MAX_LISTED]) + (f"; … {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
                 parts.append(f"{title} ({len(items)}): {shown}")

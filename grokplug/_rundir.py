@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import describe_os_error, write_bytes_atomic, write_json_atomic
-from .errors import FormatVersionError, GrokplugWarning, RunDirError, UnsafePathError
+from ._paths import resolve_inside
+from .errors import FormatVersionError, GrokplugWarning, NotARunError, RunDirError, UnsafePathError
 
 FORMAT_NAME = "grokplug-run"
 FORMAT_VERSION = 1
@@ -46,8 +47,10 @@ class RunDir:
         self.path = Path(path)
         if not (self.path / MANIFEST).is_file():
             if not self.path.exists():
-                raise RunDirError(f"run directory {self.path} does not exist")
-            raise RunDirError(f"{self.path} is not a grokplug run directory (it has no {MANIFEST})")
+                raise NotARunError(f"run directory {self.path} does not exist")
+            if not self.path.is_dir():
+                raise NotARunError(f"{self.path} is a file, not a grokplug run directory")
+            raise NotARunError(f"{self.path} is not a grokplug run directory (it has no {MANIFEST})")
         self.manifest = self._read_manifest()
 
     # -- creation ------------------------------------------------------------------------------
@@ -79,8 +82,16 @@ class RunDir:
 
     # -- manifest ------------------------------------------------------------------------------
 
+    def file(self, name: str) -> Path:
+        """A fixed file of the run (``grok.json``, ...), refused if it resolves outside the run (a symlink out)."""
+        target = (self.path / name).resolve()
+        root = self.path.resolve()
+        if root not in target.parents:
+            raise UnsafePathError(f"{self.path / name} resolves to {target}, which is outside the run directory; refused")
+        return target
+
     def _read_manifest(self) -> dict[str, Any]:
-        file = self.path / MANIFEST
+        file = self.file(MANIFEST)
         try:
             manifest = json.loads(file.read_text())
         except (OSError, ValueError) as exc:
@@ -93,6 +104,9 @@ class RunDir:
                 f"{file} has format version {version!r}, but this grokplug reads up to version {FORMAT_VERSION}; "
                 "upgrade grokplug to read this run"
             )
+        problem = manifest_problem(manifest)
+        if problem:
+            raise RunDirError(f"{file} is malformed: {problem}; refused")
         return manifest
 
     def reload(self) -> RunDir:
@@ -130,13 +144,7 @@ class RunDir:
 
     def resolve_inside(self, relative: str) -> Path:
         """A manifest path, refused unless it stays inside the run directory."""
-        if not isinstance(relative, str) or os.path.isabs(relative):
-            raise UnsafePathError(f"manifest of {self.path} names an absolute or invalid path {relative!r}; refused")
-        root = self.path.resolve()
-        candidate = (root / relative).resolve()
-        if candidate != root and root not in candidate.parents:
-            raise UnsafePathError(f"manifest of {self.path} names {relative!r}, which is outside the run directory; refused")
-        return candidate
+        return resolve_inside(self.path, relative, what=f"manifest of {self.path}")
 
     def checkpoint_steps(self) -> list[int]:
         return sorted(int(s) for s in self.manifest.get("checkpoints", {}))
@@ -168,6 +176,7 @@ class RunDir:
         file = self.path / HISTORY
         if not file.exists():
             return []
+        file = self.file(HISTORY)
         records: dict[int, dict[str, Any]] = {}
         with open(file, encoding="utf-8", errors="replace") as fh:
             for lineno, line in enumerate(fh, start=1):
@@ -193,6 +202,7 @@ class RunDir:
         file = self.path / HISTORY
         if not file.exists():
             return None
+        file = self.file(HISTORY)
         needle, found = f'"step": {int(step)}', None
         with open(file, encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -240,7 +250,10 @@ class RunDir:
         file = self.path / SPLITS
         if not file.exists():
             raise RunDirError(f"run {self.path} has no {SPLITS} (it was not made by a preset or tracker with data)")
-        return json.loads(file.read_text())
+        try:
+            return json.loads(self.file(SPLITS).read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"cannot read {file}: {exc}") from exc
 
     def write_report(self, report: Any) -> None:
         write_json_atomic(self.path / REPORT, report.to_dict())
@@ -253,6 +266,45 @@ class RunDir:
         if not file.exists():
             return None
         try:
-            return GrokReport.from_dict(json.loads(file.read_text()))
+            report = GrokReport.from_dict(json.loads(self.file(REPORT).read_text()))
         except (OSError, ValueError, TypeError) as exc:
             raise RunDirError(f"cannot read {file}: {exc}") from exc
+        for phase in ("pre", "grok"):
+            step = getattr(report, f"{phase}_step")
+            if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+                raise RunDirError(f"{file} names θ_{phase} step {step!r}, which is not a step number; refused")
+            pinned = self.pins.get(phase)
+            if self.status == "finished" and step != pinned:  # the manifest is the source of truth
+                raise RunDirError(
+                    f"{file} says θ_{phase} is step {step}, but the manifest pins step {pinned}; the run was "
+                    "edited or damaged, refused"
+                )
+        return report
+
+
+def _is_step(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def manifest_problem(manifest: Mapping[str, Any]) -> str | None:
+    """What is wrong with a manifest's structure (``None``: nothing), so a hand edit is one line, not a crash."""
+    checkpoints = manifest.get("checkpoints", {})
+    if not isinstance(checkpoints, dict):
+        return "'checkpoints' is not a table"
+    for key, entry in checkpoints.items():
+        if not (isinstance(key, str) and key.isdigit() and key == str(int(key))):
+            return f"checkpoint key {key!r} is not a step number"
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("sha256"), str):
+            return f"checkpoint {key} has no 'path' and 'sha256' strings"
+    pins = manifest.get("pins", {})
+    if not isinstance(pins, dict) or any(v is not None and not _is_step(v) for v in pins.values()):
+        return f"'pins' must map phases to step numbers, got {pins!r}"
+    latest = manifest.get("latest_step")
+    if latest is not None and not _is_step(latest):
+        return f"'latest_step' is not a step number: {latest!r}"
+    run = manifest.get("run", {})
+    if not isinstance(run, dict) or not isinstance(run.get("config", {}), dict):
+        return "'run' / 'run.config' is not a table"
+    if not isinstance(manifest.get("status", "running"), str):
+        return "'status' is not a string"
+    return None

@@ -210,6 +210,10 @@ def clean_orphans(run: RunDir) -> list[str]:
 def _sniff_format(path: Path) -> str:
     with open(path, "rb") as fh:
         head = fh.read(16)
+    # safetensors: an 8-byte little-endian header length, then the JSON header. A length of 128 + 256k
+    # starts with byte 0x80 like a pickle, so the layout is recognised first.
+    if len(head) > 8 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return ""
     if head[:2] == b"PK":
         return "a torch.save zip archive (pickle inside)"
     if head[:1] == b"\x80":

@@ -28,6 +28,7 @@ from ._retention import RetentionPolicy
 from ._rundir import CHECKPOINTS, MANIFEST, RunDir
 from ._saver import BackgroundWriter, InlineWriter
 from ._types import CheckpointRef
+from ._validate import check_step, finite_metric
 from .errors import GrokplugWarning, RunDirError, UsageError
 from .plugins import get_plugin_manager
 
@@ -99,6 +100,7 @@ class GrokTracker:
         self._lock = RunLock(self.path)
         self._closed = False
         self.start_step = 0
+        self._last_step: int | None = None  # log_eval refuses steps that do not increase
         self._final: GrokReport | None = None
         self.run: RunDir | None = None
         self.detector = OnlineDetector(**self.detector_params)
@@ -172,6 +174,7 @@ class GrokTracker:
                 _store.delete_checkpoint(run, step)
         saved = [r["step"] for r in history if r.get("saved")]
         self.detector = OnlineDetector.replay(history, saved, **self.detector_params)
+        self._last_step = max((r["step"] for r in history), default=None)
         self.config = self.config or run.config
         self.run = run
 
@@ -188,6 +191,7 @@ class GrokTracker:
             history = [r for r in RunDir(self.path).history() if r["step"] <= self.start_step]
             saved = [r["step"] for r in history if r.get("saved")]
             self.detector = OnlineDetector.replay(history, saved, **self.detector_params)
+            self._last_step = max((r["step"] for r in history), default=None)
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> int:
         """Load the state to continue from into ``model``/``optimizer``; returns the step to resume at (0: fresh).
@@ -239,10 +243,15 @@ class GrokTracker:
         """Record one evaluation; with ``model=`` also save a checkpoint on save steps."""
         if self._closed:
             raise UsageError("this GrokTracker is closed")
-        record: dict[str, Any] = {"step": int(step), "train_acc": float(train_acc), "val_acc": float(val_acc)}
-        for key, value in (("train_loss", train_loss), ("val_loss", val_loss), *extra.items()):
+        step = check_step(step, "log_eval step")
+        if self._last_step is not None and step <= self._last_step:  # would overwrite a kept checkpoint
+            raise UsageError(f"log_eval step {step} is not after the last logged step {self._last_step}; steps must increase")
+        record: dict[str, Any] = {"step": step}
+        for key, value in (("train_acc", train_acc), ("val_acc", val_acc), ("train_loss", train_loss),
+                           ("val_loss", val_loss), *extra.items()):
             if value is not None:
-                record[key] = float(value)
+                record[key] = finite_metric(value, f"log_eval metric {key!r}")
+        self._last_step = step
         saving = model is not None and self.is_save_step(step)
         record["saved"] = saving
         change = self.detector.update(record, saved=saving)
@@ -340,11 +349,11 @@ class GrokTracker:
         if any(s is not None and s not in existing for s in (report.pre_step, report.grok_step)):
             report = self._pm.detect_phases(history, self.detector_params, sorted(existing))
             report.reasons.append("a chosen checkpoint had been pruned; the choice was remade among kept checkpoints")
+        run.write_report(report)  # first: a finished manifest must never point at a stale grok.json
         run.manifest["pins"] = {k: v for k, v in (("pre", report.pre_step), ("grok", report.grok_step)) if v is not None}
         run.manifest["status"] = "finished"
         run.manifest["label"] = report.label
         run.write_manifest()
-        run.write_report(report)
         return report
 
     def __enter__(self) -> GrokTracker:

@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from ._detect import GrokReport
 from ._retention import RetentionPolicy
 from ._tracker import GrokTracker
-from .errors import DivergedError, UsageError
+from ._validate import check_positive_int, check_seed
+from .errors import DivergedError
 from .plugins import get_plugin_manager
 from .presets._base import Preset, PresetData
 
@@ -65,6 +66,9 @@ def train_preset(
     :param stop_after_settled: end this many evals after the detector settles on θ_grok
         (``None``: use the preset's config, else run the full budget).
     """
+    seed = check_seed(seed)
+    if max_steps is not None:
+        max_steps = check_positive_int(max_steps, "max_steps")
     preset = _resolve_preset(preset)
     if preset.train is not None:  # the preset brings its own loop (e.g. the HF Trainer for tofu-tiny)
         return preset.train(
@@ -73,8 +77,6 @@ def train_preset(
         )
     config = preset.resolve_config(overrides, control)
     if max_steps is not None:
-        if max_steps < 1:
-            raise UsageError(f"--max-steps must be positive, got {max_steps}")
         config["max_steps"] = int(max_steps)
     if stop_after_settled is None:
         stop_after_settled = config.get("stop_after_settled")

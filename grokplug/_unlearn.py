@@ -18,6 +18,7 @@ from ._paths import check_output_dir, source_dirs
 from ._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ._store import snapshot_state_dict, write_safetensors
 from ._unlearn_types import UnlearnContext, UnlearnResult
+from ._validate import check_seed, check_strengths, method_hparams
 from .errors import DivergedError, UsageError
 from .plugins import get_plugin_manager
 from .vision.data import VisionData, check_disjoint, loaders_from_tensors, make_forget_split
@@ -44,6 +45,8 @@ def preset_unlearning_data(
     split = make_forget_split(
         data.train_y, rate=forget_rate, classes=forget_classes, eligible=data.forget_eligible, seed=seed
     )
+    if len(split.retain) == 0:
+        raise UsageError(f"the retain set is empty; {_NO_RETAIN}")
     test_x, test_y = data.val_x, data.val_y
     if split.kind == "class":  # as OPTML: test accuracy is measured on the remaining classes
         keep = ~torch.isin(test_y, torch.tensor(split.classes or ()))
@@ -54,16 +57,21 @@ def preset_unlearning_data(
     )
 
 
+_NO_RETAIN = "the forget set takes every training sample; lower --forget-rate or forget fewer classes"
+
+
 def _check_data(data: VisionData) -> None:
     """Refuse an empty forget set or a forget/retain overlap, also in splits the caller built."""
     if data.split is not None:
         check_disjoint(data.split.forget, data.split.retain)
-    try:
-        empty = len(getattr(data.forget, "dataset", None)) == 0  # type: ignore[arg-type]
-    except TypeError:  # an iterable dataset: its size is unknown
-        return
-    if empty:
-        raise UsageError("the forget set is empty; there is nothing to unlearn")
+    for part, why in (("forget", "there is nothing to unlearn"),
+                      ("retain", _NO_RETAIN)):
+        try:
+            empty = len(getattr(getattr(data, part), "dataset", None)) == 0  # type: ignore[arg-type]
+        except TypeError:  # an iterable dataset: its size is unknown
+            continue
+        if empty:
+            raise UsageError(f"the {part} set is empty; {why}")
 
 
 def _method(method: str | UnlearningMethod) -> tuple[str, UnlearningMethod]:
@@ -129,8 +137,9 @@ def unlearn(
 
     if output_dir is not None:  # refused before any work: never into the source run, never over a file
         check_output_dir(output_dir, sources=source_dirs(source), what="output_dir", must_be_empty=True)
+    seed = check_seed(seed)
     name, method_obj = _method(method)
-    params = method_obj.hyperparameters(profile, **dict(hparams or {}))
+    params = method_hparams(method_obj, profile, hparams)
     torch.manual_seed(seed)
     model = build_model(source) if model is None else model
     ref = load_checkpoint(model, source, start, fallback=fallback)
@@ -220,8 +229,7 @@ def sweep_strength(
     knob = method_obj.strength_param
     if knob is None:
         raise UsageError(f"method {name!r} declares no strength parameter to sweep")
-    if not values:
-        raise UsageError("give at least one strength value to sweep")
+    values = check_strengths(values)
     hparams = dict(kwargs.pop("hparams", None) or {})
     points, reached_at = [], None
     for value in values:

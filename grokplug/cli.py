@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -20,6 +21,27 @@ from .errors import GrokplugError, GrokplugWarning, UsageError
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2, no usage dump
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _json(obj: Any) -> str:
+    """JSON that is JSON: a NaN or infinity becomes null (Python would print the invalid token NaN)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(obj), indent=2, ensure_ascii=False, allow_nan=False, default=str)
+
+
+def _method_entry(name: str) -> Any:
+    from .plugins import get_plugin_manager
+
+    return get_plugin_manager().methods.entry(name)
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -73,6 +95,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ._paths import check_run_dir_target
     from ._retention import RetentionPolicy
     from ._train import train_preset
+    from ._validate import check_positive_int, check_seed
 
     if args.grokfast:
         from grokplug.hooks import grokfast
@@ -83,6 +106,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         orthograd.enable()
     check_run_dir_target(args.run_dir)
+    check_seed(args.seed, "--seed")
+    if args.max_steps is not None:
+        check_positive_int(args.max_steps, "--max-steps")
     started = time.perf_counter()
     report = train_preset(
         args.preset,
@@ -97,7 +123,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = _summary(report, Path(args.run_dir))
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(_json(summary))
     else:
         _print_report(summary)
         print(f"wall time:  {summary['wall_seconds']} s")
@@ -121,7 +147,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
         summary["plot"] = str(plot_run(run.history(), report, args.plot, title=f"{run.config.get('preset', run.path.name)}"))
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(_json(summary))
     else:
         _print_report(summary)
         if args.plot:
@@ -154,18 +180,20 @@ def _hparams(pairs: Sequence[str]) -> dict[str, Any]:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from ._unlearn import sweep_strength
+    from ._validate import check_strengths
 
     try:
-        values = [float(v) for v in args.sweep.split(",") if v]
+        values = [float(v) for v in args.sweep.split(",") if v.strip()]
     except ValueError:
         raise UsageError(f"--sweep expects numbers separated by commas, got {args.sweep!r}") from None
+    values = check_strengths(values, "--sweep strength")
     info = sweep_strength(
         args.method, values, source=args.run_dir, start=args.start, seed=args.seed, target=args.target,
         hparams=_hparams(args.set), profile=args.profile, forget_rate=args.forget_rate,
         forget_classes=args.forget_class, fallback=args.fallback,
     )
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(_json(info))
         return 0
     print(f"{info['method']} from θ_{args.start}: sweeping {info['strength_param']}")
     for point in info["points"]:
@@ -178,15 +206,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_unlearn(args: argparse.Namespace) -> int:
     from ._paths import check_output_dir
     from ._unlearn import result_to_dict, unlearn
+    from ._validate import check_seed, method_hparams
 
     if args.out is not None:
         check_output_dir(args.out, sources=[args.run_dir], what="--out", must_be_empty=True)
+    check_seed(args.seed, "--seed")
+    method_hparams(_method_entry(args.method).obj, args.profile, _hparams(args.set), what="--set")
 
     if args.sweep is not None:
         return _cmd_sweep(args)
-    from .plugins import get_plugin_manager
-
-    if getattr(get_plugin_manager().methods.entry(args.method).obj, "domain", None) == "llm":
+    if getattr(_method_entry(args.method).obj, "domain", None) == "llm":
         from .llm.unlearn import cli_unlearn  # TOFU-style runs: forget split, LoRA, TOFU metrics
 
         return cli_unlearn(args)
@@ -198,7 +227,7 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     )
     info = result_to_dict(result)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(_json(info))
         return 0
     steps = info["steps_to_target"] if info["steps_applicable"] else "n/a (one-shot)"
     print(f"method {info['method']} from θ_{info['start']} (step {info['start_step']}), target forget_acc ≤ "
@@ -224,6 +253,7 @@ def _compare_hparams(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ._paths import check_output_dir
+    from ._validate import check_positive_int, check_seed, method_hparams
     from .compare import DEFAULT_PRIMARY, DEFAULT_TARGETS, compare
     from .compare._report import render_markdown
 
@@ -239,20 +269,29 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         seeds: int | list[int] = [int(v) for v in text.split(",") if v.strip()] if "," in text else int(text)
     except ValueError:
         raise UsageError(f"--seeds expects a count (3) or a list of seeds (0,1,5), got {args.seeds!r}") from None
+    if isinstance(seeds, int):
+        check_seed(check_positive_int(seeds, "--seeds (a count)") - 1, "--seeds (a count)")
+    else:
+        seeds = [check_seed(v, "each of --seeds") for v in seeds]
+    check_seed(args.bootstrap_seed, "--bootstrap-seed")
+    check_positive_int(args.n_boot, "--n-boot")
+    set_values = _compare_hparams(args.set)
+    for method, values in set_values.items():
+        method_hparams(_method_entry(method).obj, args.profile, values, what=f"--set {method}.")
     started = time.perf_counter()
     result = compare(
         args.run_dir, args.methods, seeds=seeds, forget_rates=rates, out=args.out,
         targets=args.targets.split(",") if args.targets else DEFAULT_TARGETS, primary=args.primary or DEFAULT_PRIMARY,
-        hparams=_compare_hparams(args.set), profile=args.profile, fallback=args.fallback, n_boot=args.n_boot,
+        hparams=set_values, profile=args.profile, fallback=args.fallback, n_boot=args.n_boot,
         bootstrap_seed=args.bootstrap_seed, progress=False if args.no_progress else None, plots=args.plots,
         analysis=args.analysis, recompute=args.recompute,
     )
     wall = round(time.perf_counter() - started, 1)
     files = {k: str(v) for k, v in result.paths.items()}
     if args.json:
-        print(json.dumps({"out_dir": str(result.out_dir), "files": files, "plots": [str(p) for p in result.plots],
-                          "n_computed": result.n_computed, "n_reused": result.n_reused, "wall_seconds": wall,
-                          "summary": result.summary}, indent=2, ensure_ascii=False))
+        print(_json({"out_dir": str(result.out_dir), "files": files, "plots": [str(p) for p in result.plots],
+                     "n_computed": result.n_computed, "n_reused": result.n_reused, "wall_seconds": wall,
+                     "summary": result.summary}))
         return 0
     print(render_markdown(result.results))
     print(f"cells: {result.n_computed} computed, {result.n_reused} reused; wall time {wall} s")

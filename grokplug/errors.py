@@ -16,6 +16,7 @@ __all__ = [
     "GrokplugError",
     "GrokplugWarning",
     "NoGrokError",
+    "NotARunError",
     "PluginError",
     "RunDirError",
     "RunLockedError",
@@ -51,6 +52,12 @@ class DuplicateRegistrationError(PluginError):
 
 class RunDirError(GrokplugError):
     """A run directory is missing, malformed, or not a grokplug run."""
+
+
+class NotARunError(RunDirError):
+    """The path given as a run directory does not exist or holds no grokplug run: a usage error (exit 2)."""
+
+    exit_code = 2
 
 
 class RunLockedError(RunDirError):

@@ -81,6 +81,7 @@ class GrokplugPluginManager(pluggy.PluginManager):
         self._loaded = False
         self._ready = False  # set once load() has finished: lets hot hook calls skip the lock
         self._lock = threading.RLock()
+        self._tracing = False
         self._dists: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
         self._registries: dict[str, Registry] = {}
         #: entry points that could not be loaded: {"name", "distribution", "error"}
@@ -170,6 +171,7 @@ class GrokplugPluginManager(pluggy.PluginManager):
             print(f"[grokplug trace] {hook_name} {shown}", file=sys.stderr)
 
         self.add_hookcall_monitoring(before, after)
+        self._tracing = True
 
     # -- introspection -------------------------------------------------------------------------
 
@@ -214,6 +216,11 @@ class GrokplugPluginManager(pluggy.PluginManager):
                 return impl.plugin_name
         return None
 
+    def _failure(self, name: str | None, hook_name: str, exc: BaseException) -> PluginError:
+        who = self._who(name) if name else "(unknown plugin)"
+        stopped = "" if isinstance(exc, Exception) else " (it ended the run)"  # SystemExit, KeyboardInterrupt
+        return PluginError(f"plugin {who} failed in {hook_name}: {_one_line(exc)}{stopped}", plugin=name, hook=hook_name)
+
     def _call(self, hook_name: str, **kwargs: Any) -> Any:
         if not self._ready:  # the lock costs ~0.5 µs per call; hooks fire every training step
             self.load()
@@ -221,12 +228,44 @@ class GrokplugPluginManager(pluggy.PluginManager):
             return getattr(self.hook, hook_name)(**kwargs)
         except GrokplugError:
             raise  # deliberate, already user-readable
-        except Exception as exc:
+        except BaseException as exc:
             name = self._culprit(hook_name, exc)
-            who = self._who(name) if name else "(unknown plugin)"
-            raise PluginError(
-                f"plugin {who} failed in {hook_name}: {_one_line(exc)}", plugin=name, hook=hook_name
-            ) from exc
+            if name is None and not isinstance(exc, Exception):
+                raise  # a Ctrl-C or exit that did not come from plugin code
+            raise self._failure(name, hook_name, exc) from exc
+
+    def _answers(self, hook_name: str, *, first: bool = False, **kwargs: Any) -> list[tuple[str | None, Any]]:
+        """Each non-``None`` result with the plugin that returned it, in pluggy's call order.
+
+        Results are checked where they enter, so a wrong type names its plugin. Wrappers and tracing
+        need pluggy's own call; the results then carry no plugin name.
+        """
+        if not self._ready:
+            self.load()
+        impls = getattr(self.hook, hook_name).get_hookimpls()
+        if self._tracing or any(i.hookwrapper or getattr(i, "wrapper", False) for i in impls):
+            answer = self._call(hook_name, **kwargs)
+            return [(None, r) for r in ([answer] if first else answer) if r is not None]
+        out: list[tuple[str | None, Any]] = []
+        for impl in reversed(impls):  # pluggy calls the last registered first (tryfirst/trylast sorted)
+            try:
+                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except GrokplugError:
+                raise
+            except BaseException as exc:
+                raise self._failure(impl.plugin_name, hook_name, exc) from exc
+            if result is not None:
+                out.append((impl.plugin_name, result))
+                if first:
+                    break
+        return out
+
+    def _wrong_type(self, name: str | None, hook_name: str, result: Any, expected: str) -> PluginError:
+        who = self._who(name) if name else "(a plugin)"
+        return PluginError(
+            f"plugin {who} returned {type(result).__name__} {_short(result)} from {hook_name}; it must return {expected}",
+            plugin=name, hook=hook_name,
+        )
 
     # -- registries ----------------------------------------------------------------------------
 
@@ -242,7 +281,7 @@ class GrokplugPluginManager(pluggy.PluginManager):
                         impl.function(*[{"register": register}[arg] for arg in impl.argnames])
                     except GrokplugError:
                         raise
-                    except Exception as exc:
+                    except BaseException as exc:
                         raise PluginError(
                             f"plugin {self._who(impl.plugin_name)} failed in {hook_name}: {_one_line(exc)}",
                             plugin=impl.plugin_name,
@@ -269,7 +308,12 @@ class GrokplugPluginManager(pluggy.PluginManager):
     # -- typed façade over pm.hook -------------------------------------------------------------
 
     def resolve_checkpoint(self, request: CheckpointRequest) -> CheckpointRef:
-        ref = self._call("grokplug_resolve_checkpoint", request=request)
+        from ._types import CheckpointRef
+
+        answers = self._answers("grokplug_resolve_checkpoint", first=True, request=request)
+        ref = answers[0][1] if answers else None
+        if ref is not None and not isinstance(ref, CheckpointRef):
+            raise self._wrong_type(answers[0][0], "grokplug_resolve_checkpoint", ref, "a CheckpointRef or None")
         if ref is None:
             raise CheckpointError(
                 f"no plugin can resolve {request.source!r}: it is not a local run directory and no "
@@ -286,9 +330,14 @@ class GrokplugPluginManager(pluggy.PluginManager):
         params: Mapping[str, Any],
         checkpoint_steps: Sequence[int] | None = None,
     ) -> GrokReport:
-        report = self._call(
-            "grokplug_detect_phases", history=history, params=params, checkpoint_steps=checkpoint_steps
+        from ._detect import GrokReport
+
+        answers = self._answers(
+            "grokplug_detect_phases", first=True, history=history, params=params, checkpoint_steps=checkpoint_steps
         )
+        report = answers[0][1] if answers else None
+        if report is not None and not isinstance(report, GrokReport):
+            raise self._wrong_type(answers[0][0], "grokplug_detect_phases", report, "a GrokReport or None")
         if report is None:
             raise PluginError("no detector answered grokplug_detect_phases (is the default detector disabled?)")
         return report
@@ -308,11 +357,20 @@ class GrokplugPluginManager(pluggy.PluginManager):
         self._call("grokplug_before_unlearn", context=context)
 
     def unlearn_step(self, context: UnlearnContext, step: int, metrics: Mapping[str, float]) -> bool:
-        """Returns ``True`` if any plugin asked to stop."""
-        return any(self._call("grokplug_on_unlearn_step", context=context, step=step, metrics=metrics))
+        """Returns ``True`` if any plugin asked to stop (``True``); ``False``/``None`` continue, anything else is an error."""
+        answers = self._answers("grokplug_on_unlearn_step", context=context, step=step, metrics=metrics)
+        for name, answer in answers:
+            if not isinstance(answer, bool):
+                raise self._wrong_type(name, "grokplug_on_unlearn_step", answer, "True (stop), False or None (continue)")
+        return any(answer for _, answer in answers)
 
     def after_unlearn(self, context: UnlearnContext, result: UnlearnResult) -> None:
         self._call("grokplug_after_unlearn", context=context, result=result)
+
+
+def _short(value: Any) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _one_line(exc: BaseException) -> str:

@@ -58,6 +58,9 @@ def grokplug_resolve_checkpoint(request: CheckpointRequest) -> CheckpointRef | N
     phase = str(request.phase)
     if phase not in PHASES and not phase.isdigit():
         raise UsageError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)} or a step number")
+    fallback = request.fallback
+    if fallback is not None and (fallback == "grok" or (str(fallback) not in PHASES and not str(fallback).isdigit())):
+        raise UsageError(f"unknown fallback {fallback!r} (--fallback): choose pre, final, best or a step number")
     run = RunDir(source)
     step, label, served = _phase_step(run, request, phase)
     entry = run.checkpoint_entry(step)

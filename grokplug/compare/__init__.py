@@ -143,6 +143,7 @@ def compare(
     from .._paths import check_output_dir
     from .._resolve import request_checkpoint
     from .._rundir import RunDir
+    from .._validate import check_positive_int, check_seed, method_hparams
     from ._aggregate import build_aggregates, build_flags, build_pairs, describe_target
     from ._matrix import STARTS, CellSpec, MatrixContext, run_cell
     from ._report import summary_lines, write_outputs
@@ -157,13 +158,19 @@ def compare(
     if not rundir.config.get("preset"):
         raise UsageError(f"run {run_path} was not made by a preset; compare needs the preset's data to build forget sets")
     method_objs = _methods(methods)
-    seed_list = list(range(int(seeds))) if isinstance(seeds, int) else [int(s) for s in dict.fromkeys(seeds)]
-    if not seed_list or (isinstance(seeds, int) and seeds < 1):
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seed_list = list(range(check_positive_int(seeds, "seeds (a count)")))
+        check_seed(seed_list[-1], "seeds (a count)")
+    else:
+        seed_list = [check_seed(s, "each of seeds") for s in dict.fromkeys(seeds)]
+    if not seed_list:
         raise UsageError(f"seeds must be a positive count or a non-empty list, got {seeds!r}")
+    check_seed(bootstrap_seed, "bootstrap_seed")
     rates = [float(r) for r in dict.fromkeys(forget_rates)]
     if not rates or any(not 0.0 < r < 1.0 for r in rates):
         raise UsageError(f"forget rates must lie strictly between 0 and 1, got {list(forget_rates)}")
-    if n_boot < 1 or not 0.0 < ci_level < 1.0:
+    check_positive_int(n_boot, "n_boot")
+    if not 0.0 < ci_level < 1.0:
         raise UsageError(f"need n_boot >= 1 and 0 < ci_level < 1, got {n_boot}, {ci_level}")
     target_list, primary = _targets(targets, primary)
     overrides: dict[str, dict[str, Any]] = {}
@@ -172,7 +179,8 @@ def compare(
         if canonical not in method_objs:
             raise UsageError(f"hyperparameters given for {name!r}, which is not among the compared methods {list(method_objs)}")
         overrides[canonical] = dict(values)
-    resolved = {name: obj.hyperparameters(profile, **overrides.get(name, {})) for name, obj in method_objs.items()}
+    resolved = {name: method_hparams(obj, profile, overrides.get(name), what=f"hparams[{name!r}]")
+                for name, obj in method_objs.items()}
     refs = {"pre": request_checkpoint(run_path, "pre"), "grok": request_checkpoint(run_path, "grok", fallback=fallback)}
     config = {
         "methods": list(method_objs), "seeds": seed_list, "forget_rates": rates, "targets": target_list,

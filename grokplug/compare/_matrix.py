@@ -15,7 +15,6 @@ reused only when the hash matches; otherwise it is recomputed and replaced atomi
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from grokplug.hooks import hookimpl
 from .. import __version__
 from .._atomic import sha256_json, write_json_atomic
 from .._method import UnlearningMethod
+from .._paths import safe_filename
 from .._types import CheckpointRef
 from ..errors import DivergedError
 
@@ -46,8 +46,7 @@ class CellSpec:
 
     @property
     def key(self) -> str:
-        raw = f"{self.method}__{self.start}__seed{self.seed}__rate{self.forget_rate:g}"
-        return re.sub(r"[^A-Za-z0-9._+-]", "_", raw)
+        return safe_filename(f"{self.method}__{self.start}__seed{self.seed}__rate{self.forget_rate:g}")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path
+from .._paths import safe_filename
 from .._plot import _GROK, _PRE, plot_run
 from .._rundir import RunDir
 
@@ -395,6 +396,6 @@ def plot_compare(
     methods, rates = _grid(results, iterative_only=True)
     if gap and run is not None and methods and rates:
         hparams = (results.get("config", {}).get("hparams") or {}).get(methods[0])
-        paths.append(plot_gap_over_training(run, out / f"fig1b_gap_{methods[0]}.png", methods[0], float(rates[0]),
+        paths.append(plot_gap_over_training(run, out / f"fig1b_gap_{safe_filename(methods[0])}.png", methods[0], float(rates[0]),
                                             int((results.get("config", {}).get("seeds") or [0])[0]), gap_checkpoints, hparams=hparams))
     return paths

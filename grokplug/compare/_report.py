@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_bytes_atomic, write_json_atomic
+from .._atomic import atomic_path, describe_os_error
 
 _VERDICT = {
     "grok_faster": "θ_grok forgets in fewer steps, as the paper reports",
@@ -193,14 +195,29 @@ def _csv_rows(results: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any
 
 
 def write_outputs(results: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
-    """results.json, results.csv (one row per aggregate) and results.md, each written atomically."""
+    """results.json, results.csv (one row per aggregate) and results.md, published as one unit.
+
+    All three are rendered and written to temp files first; only when every one is complete are they
+    renamed into place (results.json last), so an error (disk full, a rendering bug) leaves the
+    previous three untouched, never a new results.json next to an old results.md.
+    """
     paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "md": out_dir / "results.md"}
-    write_json_atomic(paths["json"], results)
     fields, rows = _csv_rows(results)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    write_bytes_atomic(paths["csv"], buf.getvalue().encode())
-    write_bytes_atomic(paths["md"], render_markdown(results).encode())
+    payloads = {  # entered first, renamed last: results.json is what resuming and readers look for
+        "json": (json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n").encode(),
+        "csv": buf.getvalue().encode(),
+        "md": render_markdown(results).encode(),
+    }
+    try:
+        with contextlib.ExitStack() as stack:
+            for key, data in payloads.items():  # each temp file is renamed when the stack closes without error
+                tmp = stack.enter_context(atomic_path(paths[key]))
+                tmp.write_bytes(data)
+    except OSError as exc:
+        raise describe_os_error(exc, "write the compare results to", out_dir,
+                                "the previous results.json/csv/md were left as they were") from exc
     return paths

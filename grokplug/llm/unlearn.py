@@ -30,6 +30,7 @@ from .._paths import check_output_dir, source_dirs
 from .._resolve import Source, build_model, load_checkpoint, run_dir_of
 from .._unlearn import _method
 from .._unlearn_types import UnlearnContext, UnlearnResult
+from .._validate import check_seed, method_hparams
 from ..errors import GrokplugError, UsageError
 from ..plugins import get_plugin_manager
 from ..vision.monitor import resolve_target
@@ -183,7 +184,8 @@ def unlearn_llm(
     name, method_obj = _method(method)
     if getattr(method_obj, "domain", None) != "llm":
         raise UsageError(f"method {name!r} is not an LLM method (domain {getattr(method_obj, 'domain', '?')!r})")
-    params = method_obj.hyperparameters(profile, **dict(hparams or {}))
+    seed = check_seed(seed)
+    params = method_hparams(method_obj, profile, hparams)
     if "seed" not in (hparams or {}):
         params["seed"] = seed
     world = int(os.environ.get("WORLD_SIZE", "1"))
