@@ -45,7 +45,9 @@ def grokplug_register_methods(register: RegisterFn) -> None:
     :param register: call ``register(name, method, aliases=())`` once per method. ``method`` is a
         method object: by convention callable, with a ``domain`` (``"vision"`` or ``"llm"``) and a
         docstring whose first line describes it. Two plugins registering the same name is an error
-        that names both plugins.
+        that names both plugins. Names and aliases match ``[A-Za-z0-9][A-Za-z0-9._+-]{0,63}`` (no
+        spaces, separators or control characters: they end up in listings and file names); any
+        other name is a :class:`~grokplug.errors.PluginError` naming the plugin.
     :returns: nothing; results are collected through ``register``.
 
     Distributed use: called on every rank; each process builds the same table.
@@ -99,6 +101,7 @@ def grokplug_resolve_checkpoint(request: CheckpointRequest) -> CheckpointRef | N
     :returns: a :class:`grokplug.CheckpointRef` whose ``path`` is a local safetensors file and whose
         ``sha256`` is verified on load, or ``None`` if this plugin does not serve ``request.source``.
         Raise :class:`grokplug.errors.CheckpointError` for a source it serves but cannot satisfy.
+        Any other return type is a :class:`~grokplug.errors.PluginError` naming the plugin and hook.
 
     Distributed use: called on every rank; every rank must obtain the same reference.
     """
@@ -134,7 +137,8 @@ def grokplug_detect_phases(
     :param params: detector parameters (``tau_mem``, ``k``, ``gain_min`` ...), possibly empty.
     :param checkpoint_steps: steps that have a checkpoint; θ_pre and θ_grok must be chosen among
         them (``None``: every eval step qualifies).
-    :returns: a :class:`grokplug.GrokReport`, or ``None`` to defer to the next detector.
+    :returns: a :class:`grokplug.GrokReport`, or ``None`` to defer to the next detector. Any other
+        return type is a :class:`~grokplug.errors.PluginError` naming the plugin and hook.
 
     Distributed use: main process (the report is written to ``grok.json`` and read by the others).
     """
@@ -203,7 +207,8 @@ def grokplug_on_unlearn_step(context: UnlearnContext, step: int, metrics: Mappin
     :param step: optimizer updates taken so far.
     :param metrics: at least ``forget_acc`` and ``retain_acc`` at this step.
     :returns: ``True`` to ask the method to stop now; ``None``/``False`` to continue. The run stops
-        if any plugin asks.
+        if any plugin asks. Any other value (``"stop"``, ``1``) is a :class:`~grokplug.errors.PluginError`
+        naming the plugin, never a stop.
 
     Distributed use: every rank, with the same gathered metrics, so every rank stops together.
     """
