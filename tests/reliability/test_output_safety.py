@@ -18,6 +18,21 @@ from grokplug.errors import RunDirError
 from reliability_support import assert_one_line_error, copy_run, run_cli, tree_state
 
 
+class _Proc:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> _Proc:
+    """The CLI in this process (a fresh process costs ~4 s of imports; one test per class uses run_cli)."""
+    from grokplug.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return _Proc(code, captured.out, captured.err)
+
+
 def _foreign_folder(root: Path) -> Path:
     """A user's project folder that happens to hold a manifest.json (a web app's, say) and other files."""
     root.mkdir()
@@ -45,13 +60,13 @@ def test_tracker_overwrite_refuses_a_foreign_manifest_through_the_api(tmp_path):
     assert tree_state(folder, ignore=(".lock",)) == before
 
 
-def test_overwrite_deletes_only_the_files_the_run_format_owns(memorized_preset_run, tmp_path):
+def test_overwrite_deletes_only_the_files_the_run_format_owns(memorized_preset_run, tmp_path, capsys):
     run = copy_run(memorized_preset_run, tmp_path / "run")
     (run / "my-notes.md").write_text("keep me")
     (run / "checkpoints" / "README").write_text("not a checkpoint folder")
     old_steps = sorted(p.name for p in (run / "checkpoints").iterdir() if p.is_dir())
     assert len(old_steps) > 2
-    proc = run_cli("train", "modular", "--run-dir", str(run), "--overwrite", "--max-steps", "20", "--no-progress")
+    proc = _main(capsys, "train", "modular", "--run-dir", str(run), "--overwrite", "--max-steps", "20", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert (run / "my-notes.md").read_text() == "keep me"
     assert (run / "checkpoints" / "README").read_text() == "not a checkpoint folder"
@@ -71,11 +86,11 @@ def _out_cases(run: Path, tmp: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("case", ["inside", "equal", "symlink-inside", "equal-via-dotdot"])
-def test_unlearn_out_inside_the_source_run_is_refused(case, memorized_preset_run, tmp_path):
+def test_unlearn_out_inside_the_source_run_is_refused(case, memorized_preset_run, tmp_path, capsys):
     run = copy_run(memorized_preset_run, tmp_path / "run")
     out = _out_cases(run, tmp_path)[case]
     before = tree_state(run)
-    proc = run_cli("unlearn", str(run), "--method", "ga", "--start", "final", "--out", str(out))
+    proc = _main(capsys, "unlearn", str(run), "--method", "ga", "--start", "final", "--out", str(out))
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc.stderr, "--out", "inside the source run")
     assert proc.stdout == ""
@@ -83,11 +98,11 @@ def test_unlearn_out_inside_the_source_run_is_refused(case, memorized_preset_run
 
 
 @pytest.mark.parametrize("case", ["inside", "equal", "symlink-inside"])
-def test_compare_out_inside_the_source_run_is_refused(case, memorized_preset_run, tmp_path):
+def test_compare_out_inside_the_source_run_is_refused(case, memorized_preset_run, tmp_path, capsys):
     run = copy_run(memorized_preset_run, tmp_path / "run")
     out = _out_cases(run, tmp_path)[case]
     before = tree_state(run)
-    proc = run_cli("compare", str(run), "--methods", "ga", "--seeds", "1", "--forget-rates", "0.15",
+    proc = _main(capsys, "compare", str(run), "--methods", "ga", "--seeds", "1", "--forget-rates", "0.15",
                    "--fallback", "final", "--n-boot", "10", "--out", str(out))
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc.stderr, "--out", "inside the source run")
@@ -111,39 +126,39 @@ def test_api_refuses_outputs_in_the_source_run(memorized_preset_run, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["unlearn", "compare"])
-def test_out_naming_an_existing_file_is_refused(command, memorized_preset_run, tmp_path):
+def test_out_naming_an_existing_file_is_refused(command, memorized_preset_run, tmp_path, capsys):
     target = tmp_path / "a-file"
     target.write_text("precious")
     extra = ["--method", "ga", "--start", "final"] if command == "unlearn" else ["--methods", "ga", "--fallback", "final"]
-    proc = run_cli(command, str(memorized_preset_run), *extra, "--out", str(target))
+    proc = _main(capsys, command, str(memorized_preset_run), *extra, "--out", str(target))
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc.stderr, "--out", "is an existing file, not a folder")
     assert target.read_text() == "precious"
 
 
-def test_inspect_plot_into_the_run_or_onto_a_folder_is_refused(memorized_preset_run, tmp_path):
+def test_inspect_plot_into_the_run_or_onto_a_folder_is_refused(memorized_preset_run, tmp_path, capsys):
     run = copy_run(memorized_preset_run, tmp_path / "run")
     before = tree_state(run)
-    proc = run_cli("inspect", str(run), "--plot", str(run / "curves.png"))
+    proc = _main(capsys, "inspect", str(run), "--plot", str(run / "curves.png"))
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc.stderr, "--plot", "inside the run")
     (tmp_path / "plots").mkdir()
-    proc = run_cli("inspect", str(run), "--plot", str(tmp_path / "plots"))
+    proc = _main(capsys, "inspect", str(run), "--plot", str(tmp_path / "plots"))
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc.stderr, "--plot", "is an existing folder")
     assert tree_state(run) == before
 
 
-def test_train_run_dir_naming_a_file_or_inside_a_run_is_refused(memorized_preset_run, tmp_path):
+def test_train_run_dir_naming_a_file_or_inside_a_run_is_refused(memorized_preset_run, tmp_path, capsys):
     target = tmp_path / "a-file"
     target.write_text("precious")
-    proc = run_cli("train", "modular", "--run-dir", str(target), "--max-steps", "10")
+    proc = _main(capsys, "train", "modular", "--run-dir", str(target), "--max-steps", "10")
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc.stderr, "--run-dir", "is an existing file")
     assert target.read_text() == "precious"
     run = copy_run(memorized_preset_run, tmp_path / "run")
     before = tree_state(run)
-    proc = run_cli("train", "modular", "--run-dir", str(run / "nested"), "--max-steps", "10")
+    proc = _main(capsys, "train", "modular", "--run-dir", str(run / "nested"), "--max-steps", "10")
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc.stderr, "--run-dir", "inside the run")
     assert tree_state(run) == before
