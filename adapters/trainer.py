@@ -227,49 +227,29 @@ class TrainerAdapter(UnlearningMethod):
         callbacks: Iterable[Any] = (),
         output_dir: str | Path | None = None,
         training_args: Mapping[str, Any] | None = None,
+        seed: int = 0,
         **hparams: Any,
     ) -> Any:
-        """Load the start, train with the monitor and the lifecycle hooks; returns an ``UnlearnResult``.
+        """Load the start and train through :func:`grokplug.unlearn` (monitor, lifecycle hooks); returns an ``UnlearnResult``.
 
         ``source`` (a run dir or ``CheckpointRef``) + ``start`` (``grok``/``pre``/``final``/step): the
         checkpoint is loaded into ``model`` (built from the run's preset when ``model`` is ``None``).
         Without ``source`` the model is used as given; ``start_ref`` records where it came from.
+        ``forget_score``/``retain_score`` (``model -> float``, lower forget = more forgotten) are the
+        monitor's probe; ``output_dir`` is the Trainer's working directory.
         """
-        from grokplug._unlearn_types import UnlearnContext
-        from grokplug.llm.monitor import TrainerStepMonitor
+        from grokplug._unlearn import unlearn
 
-        ref = start_ref
-        if source is not None:
-            from grokplug._resolve import build_model, load_checkpoint
+        probe = None
+        if forget_score is not None:
 
-            model = build_model(source) if model is None else model
-            ref = load_checkpoint(model, source, start, fallback=fallback)
-        elif model is None:
-            raise UsageError("pass the model to unlearn, or source= (a run dir) to load its start into it")
-        params = self.hyperparameters(**hparams)
-        config = {
-            "start": ref.phase if ref is not None else None,
-            "hparams": params,
-            "target": target,
-            "adapter": "trainer",
-            "trainer_cls": f"{self.trainer_cls.__module__}.{self.trainer_cls.__qualname__}",
-        }
-        context = UnlearnContext(
-            method=self.name, model=model, start=ref, seed=params.get("seed"), config=config
-        )
-        monitor = TrainerStepMonitor(
-            forget_score, retain_score, target=target, eval_every=eval_every, stop_at_target=stop_at_target,
-            context=context, lifecycle=True,
+            def probe(m: Any) -> dict[str, float]:
+                retain = float(retain_score(m)) if retain_score is not None else float("nan")
+                return {"forget_acc": float(forget_score(m)), "retain_acc": retain}
+
+        return unlearn(
+            self, model, splits=data, source=source, start=start, fallback=fallback, start_ref=start_ref,
+            target=target, seed=seed, hparams=hparams, eval_every=eval_every, stop_at_target=stop_at_target,
+            probe=probe, callbacks=tuple(callbacks), training_args=training_args, trainer_output_dir=output_dir,
+            evaluate=False,
         )  # fmt: skip
-        tmp = None if output_dir is not None else tempfile.mkdtemp(prefix="grokplug-trainer-")
-        try:
-            trainer = self.build_trainer(model, data, callbacks=[monitor, *callbacks], output_dir=output_dir or tmp,
-                                         training_args=training_args, **params)  # fmt: skip
-            context.accelerator = trainer.accelerator
-            context.output_dir = Path(output_dir) if output_dir is not None else None
-            trainer.train()
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-        assert monitor.result is not None
-        return monitor.result

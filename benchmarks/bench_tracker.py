@@ -148,7 +148,7 @@ def _tofu_preset(pm: Any) -> Any:
     try:
         return pm.presets.get("tofu-tiny")
     except Exception:  # noqa: BLE001
-        from grokplug.presets.tofu_tiny import TOFU_TINY
+        from grokplug.llm.preset import TOFU_TINY
 
         return TOFU_TINY
 

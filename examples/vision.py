@@ -71,9 +71,8 @@ def offline(args: argparse.Namespace) -> list[dict]:
     print(f"run {run_dir}: {report.label}, θ_pre = step {report.pre_step}, θ_grok = step {report.grok_step}")
     data = None
     if args.forget_rate != 0.15 or args.forget_class is not None:
-        from grokplug._unlearn import preset_unlearning_data
 
-        data = preset_unlearning_data(run_dir, forget_rate=None if args.forget_class is not None else args.forget_rate,
+        data = grokplug.run_data(run_dir, forget_rate=None if args.forget_class is not None else args.forget_rate,
                                       forget_classes=args.forget_class, seed=args.seed)
     return compare_starts(run_dir, args.methods, seed=args.seed, target=args.target, data=data)
 

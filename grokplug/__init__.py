@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any
 from grokplug.hooks import hookimpl
 
 from ._types import PHASES, CheckpointRef, CheckpointRequest
+from ._version import __version__
 from .errors import GrokplugError
 from .plugins import get_plugin_manager
-
-__version__ = "0.1.0"
 
 # name -> module that defines it (imported lazily, PEP 562)
 _LAZY: dict[str, str] = {
@@ -50,8 +49,10 @@ _LAZY: dict[str, str] = {
     "Preset": "grokplug.presets._base",
     "PresetData": "grokplug.presets._base",
     "unlearn": "grokplug._unlearn",
-    "sweep_strength": "grokplug._unlearn",
-    "retrain_reference": "grokplug._retrain",
+    "run_data": "grokplug._unlearn",
+    "sweep_strength": "grokplug._sweep",
+    "UnlearningDomain": "grokplug._domain",
+    "retrain_reference": "grokplug.vision.retrain",
     "compare": "grokplug.compare",
     "CompareResult": "grokplug.compare",
     "UnlearningMethod": "grokplug._method",
@@ -76,6 +77,7 @@ __all__ = [
     "RunDir",
     "UnlearnContext",
     "UnlearnResult",
+    "UnlearningDomain",
     "UnlearningMethod",
     "__version__",
     "build_model",
@@ -87,6 +89,7 @@ __all__ = [
     "load_checkpoint",
     "request_checkpoint",
     "retrain_reference",
+    "run_data",
     "sweep_strength",
     "train_preset",
     "unlearn",
@@ -110,15 +113,17 @@ if TYPE_CHECKING:
     from ._api import detect_phases
     from ._decorator import grok_aware
     from ._detect import GrokReport, OnlineDetector, PhaseChange
+    from ._domain import UnlearningDomain
     from ._hf import GrokTrackerCallback
     from ._method import UnlearningMethod
     from ._resolve import build_model, load_checkpoint, request_checkpoint
     from ._retention import RetentionPolicy
-    from ._retrain import retrain_reference
     from ._rundir import RunDir
+    from ._sweep import sweep_strength
     from ._tracker import GrokTracker
     from ._train import train_preset
-    from ._unlearn import sweep_strength, unlearn
+    from ._unlearn import run_data, unlearn
     from ._unlearn_types import UnlearnContext, UnlearnResult
     from .compare import CompareResult, compare
     from .presets._base import Preset, PresetData
+    from .vision.retrain import retrain_reference

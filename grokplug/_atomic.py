@@ -68,6 +68,43 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike[str], *, replace: bool = False, what: str = "write") -> Iterator[Path]:
+    """Yield a fresh temporary directory next to ``target``; on success it becomes ``target`` (one rename).
+
+    An existing non-empty ``target`` is refused (a :class:`UsageError`) unless ``replace``; an empty one
+    is replaced. On any error the temporary directory is removed; an ``OSError`` (disk full, read-only)
+    becomes one line naming ``what`` was being written.
+    """
+    import shutil
+
+    from .errors import UsageError
+
+    target = Path(target)
+    if not replace and target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UsageError(f"output directory {target} already exists and is not empty; choose a new one")
+    tmp: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        yield tmp
+        if target.exists():
+            if target.is_dir() and replace:
+                shutil.rmtree(target)
+            else:
+                target.rmdir()
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise describe_os_error(exc, what, target) from exc
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
     """Replace ``target`` with ``data`` atomically; a failed write (disk full, read-only) is a one-line error."""
     try:

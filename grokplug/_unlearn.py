@@ -1,202 +1,219 @@
-"""``grokplug.unlearn``: run one method from θ_pre or θ_grok, monitored, and evaluate it."""
+"""The unlearning orchestrator: the one place that runs a method from θ_pre or θ_grok, monitored, and evaluates it.
+
+Every entry point goes through :func:`unlearn`: the Python API, ``grokplug unlearn``, compare's cells,
+:meth:`grokplug.adapters.TrainerAdapter.unlearn` and :func:`grokplug.grok_aware`. It resolves the
+start, builds the :class:`~grokplug.UnlearnContext`, fires ``before_unlearn`` / ``on_unlearn_step`` /
+``after_unlearn``, refuses NaN results, checks that the source checkpoint is unchanged and writes the
+output atomically. What differs between vision and LLM (data, probe, evaluation, reference, how a
+method runs) comes from the method's domain, looked up in the domain registry (:mod:`grokplug._domain`):
+this module imports no domain package.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ._atomic import describe_os_error
+from ._atomic import atomic_dir, sha256_file
+from ._domain import MonitorSettings, UnlearningDomain
 from ._method import UnlearningMethod
+from ._monitor import Probe
 from ._paths import check_output_dir, source_dirs
 from ._resolve import Source, build_model, load_checkpoint, run_dir_of
-from ._store import snapshot_state_dict, write_safetensors
+from ._targets import resolve_target
 from ._unlearn_types import UnlearnContext, UnlearnResult
-from ._validate import check_seed, check_strengths, method_hparams
-from .errors import DivergedError, UsageError
+from ._validate import check_seed, method_hparams
+from .errors import DivergedError, GrokplugError, UsageError
 from .plugins import get_plugin_manager
-from .vision.data import VisionData, check_disjoint, loaders_from_tensors, make_forget_split
-from .vision.monitor import StepMonitor, resolve_target
+
+__all__ = ["domain_of", "registered_method", "result_to_dict", "run_data", "unlearn"]
+
+#: ``target=DEFAULT`` means the domain's default target (``test`` for vision, ``retrain`` for LLM).
+DEFAULT = "default"
 
 
-def preset_unlearning_data(
-    source: Source,
-    *,
-    forget_rate: float | None = None,
-    forget_classes: list[int] | None = None,
-    seed: int = 0,
-    batch_size: int = 64,
-) -> VisionData:
-    """Forget/retain/test loaders for a run made by a preset (test = the preset's held-out set)."""
-    run = run_dir_of(source)
-    name = run.config.get("preset")
-    if not name:
-        raise UsageError(f"run {run.path} was not made by a preset; build VisionData yourself and pass it as splits=")
-    preset = get_plugin_manager().presets.get(str(name))
-    data = preset.make_data(run.config, run.seed or 0)
-    if forget_rate is None and not forget_classes:
-        forget_rate = 0.15
-    split = make_forget_split(
-        data.train_y, rate=forget_rate, classes=forget_classes, eligible=data.forget_eligible, seed=seed
-    )
-    if len(split.retain) == 0:
-        raise UsageError(f"the retain set is empty; {_NO_RETAIN}")
-    test_x, test_y = data.val_x, data.val_y
-    if split.kind == "class":  # as OPTML: test accuracy is measured on the remaining classes
-        keep = ~torch.isin(test_y, torch.tensor(split.classes or ()))
-        test_x, test_y = test_x[keep], test_y[keep]
-    return loaders_from_tensors(
-        data.train_x, data.train_y, split, num_classes=data.num_classes, test=(test_x, test_y),
-        batch_size=batch_size, seed=seed,
-    )
-
-
-_NO_RETAIN = "the forget set takes every training sample; lower --forget-rate or forget fewer classes"
-
-
-def _check_data(data: VisionData) -> None:
-    """Refuse an empty forget set or a forget/retain overlap, also in splits the caller built."""
-    if data.split is not None:
-        check_disjoint(data.split.forget, data.split.retain)
-    for part, why in (("forget", "there is nothing to unlearn"),
-                      ("retain", _NO_RETAIN)):
-        try:
-            empty = len(getattr(getattr(data, part), "dataset", None)) == 0  # type: ignore[arg-type]
-        except TypeError:  # an iterable dataset: its size is unknown
-            continue
-        if empty:
-            raise UsageError(f"the {part} set is empty; {why}")
-
-
-def _method(method: str | UnlearningMethod) -> tuple[str, UnlearningMethod]:
+def registered_method(method: str | UnlearningMethod) -> tuple[str, UnlearningMethod]:
+    """``(name, method object)`` for a registered name or alias, or for a method object."""
     if isinstance(method, str):
         entry = get_plugin_manager().methods.entry(method)
         return entry.name, entry.obj
-    return method.name or type(method).__name__, method
+    return getattr(method, "name", None) or type(method).__name__, method
 
 
-def _write_output(out: Path, model: torch.nn.Module, result: Mapping[str, Any]) -> None:
-    """Write the unlearned model and result into a new directory, atomically (temp dir, then rename)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"output directory {out} already exists and is not empty; choose a new one")
-    tmp: Path | None = None
-    try:  # creating the parent or the temp dir fails first on a read-only or full disk: same one-line error
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        write_safetensors(snapshot_state_dict(model), tmp / "model.safetensors")
-        (tmp / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except OSError as exc:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise describe_os_error(exc, "write the unlearned model to", out) from exc
-    except BaseException:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def domain_of(method: Any) -> UnlearningDomain:
+    """The registered domain of a method object (its ``domain`` attribute)."""
+    name = getattr(method, "domain", None)
+    domains = get_plugin_manager().domains
+    if not isinstance(name, str) or name not in domains:
+        known = ", ".join(domains.names()) or "none"
+        raise UsageError(f"method {getattr(method, 'name', method)!r} has domain {name!r}, which no plugin registers; known domains: {known}")
+    return domains.get(name)
+
+
+def run_domain(source: Source) -> UnlearningDomain:
+    """The domain of a run made by a preset (its preset's ``unlearn_domain``)."""
+    run = run_dir_of(source)
+    name = run.config.get("preset")
+    if not name:
+        raise UsageError(f"run {run.path} was not made by a preset; say which domain its data belongs to (domain=)")
+    preset = get_plugin_manager().presets.get(str(name))
+    return get_plugin_manager().domains.get(getattr(preset, "unlearn_domain", "vision"))
+
+
+def run_data(source: Source, *, seed: int = 0, domain: str | None = None, **options: Any) -> Any:
+    """The forget/retain/test data of a run that methods receive (public: e.g. for a SalUn saliency mask).
+
+    Vision runs take ``forget_rate`` or ``forget_classes`` (a :class:`grokplug.vision.VisionData`);
+    TOFU-style runs take ``forget_split`` (a :class:`grokplug.llm.LLMRunData`). ``domain`` defaults to
+    the run's preset's domain.
+    """
+    dom = get_plugin_manager().domains.get(domain) if domain is not None else run_domain(source)
+    dom.check_options(options)
+    return dom.run_data(source, seed=seed, options=options)
+
+
+def _seed_everything(seed: int) -> None:
+    """``random``, numpy and torch (every device), through accelerate's ``set_seed``."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
+def _finite(metrics: Mapping[str, Any]) -> bool:
+    return not any(isinstance(v, float) and math.isnan(v) for v in metrics.values())
 
 
 def unlearn(
     method: str | UnlearningMethod,
-    model: torch.nn.Module | None = None,
-    splits: VisionData | None = None,
+    model: Any = None,
+    splits: Any = None,
     *,
     start: str = "grok",
-    source: Source,
-    target: str | float | None = "test",
+    source: Source | None = None,
+    target: str | float | None = DEFAULT,
     seed: int = 0,
     hparams: Mapping[str, Any] | None = None,
     profile: str = "offline",
-    forget_rate: float | None = None,
-    forget_classes: list[int] | None = None,
     eval_every: int = 1,
     stop_at_target: bool = True,
     fallback: str | None = None,
-    retrain_metrics: Mapping[str, float] | None = None,
+    retrain_metrics: Mapping[str, Any] | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     accelerator: Any = None,
+    probe: Probe | None = None,
+    metrics: tuple[str, ...] | list[str] = (),
+    start_ref: Any = None,
+    **options: Any,
 ) -> UnlearnResult:
     """Run ``method`` from the ``start`` checkpoint of ``source`` and measure it.
 
-    ``model`` defaults to the run's own architecture (preset runs); ``splits`` defaults to a seeded
-    random (``forget_rate``, default 0.15) or class-wise (``forget_classes``) split of the run's
-    data. The model is placed by accelerate (CPU, one GPU or several). The source checkpoint is
-    only read; with ``output_dir`` the unlearned model and metrics go to a new directory.
+    ``model`` defaults to the run's own architecture (preset runs); ``splits`` to the run's data for
+    ``options`` (vision: ``forget_rate`` (default 0.15) or ``forget_classes``; LLM: ``forget_split``,
+    ``lora`` ...; see :func:`run_data`). Without ``source`` the ``model`` is used as given
+    (``start_ref`` records where it came from). ``probe`` (``model -> {"forget_acc", "retain_acc"}``)
+    replaces the domain's; ``metrics`` names extra metrics from the registry, each called as
+    ``metric(model, data)`` on the start and the result. Everything is seeded (``random``, numpy,
+    torch). The source checkpoint is only read (checked after the run); with ``output_dir`` the
+    unlearned model and ``result.json`` go to a new directory, atomically.
     """
-    from accelerate import Accelerator
-
-    from .vision.metrics import evaluate_vision
-
     if output_dir is not None:  # refused before any work: never into the source run, never over a file
-        check_output_dir(output_dir, sources=source_dirs(source), what="output_dir", must_be_empty=True)
+        check_output_dir(output_dir, sources=source_dirs(source) if source is not None else [], what="output_dir",
+                         must_be_empty=True)
     seed = check_seed(seed)
-    name, method_obj = _method(method)
-    params = method_hparams(method_obj, profile, hparams)
-    torch.manual_seed(seed)
-    model = build_model(source) if model is None else model
-    ref = load_checkpoint(model, source, start, fallback=fallback)
-    data = splits if splits is not None else preset_unlearning_data(source, forget_rate=forget_rate, forget_classes=forget_classes, seed=seed)
-    _check_data(data)
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    model = accelerator.prepare(model)
-    start_metrics = evaluate_vision(model, data, seed=seed)
-    if target == "retrain" and retrain_metrics is None and method_obj.iterative:
-        from ._retrain import retrain_reference
-
-        retrain_metrics = retrain_reference(source, data, seed=seed)
-    threshold = resolve_target(target, start_metrics, retrain_metrics) if method_obj.iterative else None
+    name, method_obj = registered_method(method)
+    domain = domain_of(method_obj)
+    domain.check_options(options)
     pm = get_plugin_manager()
-    config = {"start": start, "seed": seed, "hparams": params, "target": target, "target_forget_acc": threshold,
-              "retrain_metrics": dict(retrain_metrics) if retrain_metrics else None}
+    extra_metrics = {m: pm.metrics.get(m) for m in metrics}
+    params = method_hparams(method_obj, profile, hparams)
+    if "seed" in params and "seed" not in (hparams or {}):  # a method with its own seed gets the run's
+        params["seed"] = seed
+    _seed_everything(seed)
+    if source is not None:
+        model = build_model(source) if model is None else model
+        ref = load_checkpoint(model, source, start, fallback=fallback)
+    elif model is None:
+        raise UsageError("pass the model to unlearn, or source= (a run dir) to load its start into it")
+    else:
+        ref = start_ref
+    data = splits if splits is not None else domain.run_data(source, seed=seed, options=options)
+    domain.check_data(data)
+    model, accelerator = domain.prepare_model(model, accelerator, options)
+    probe = probe or domain.probe(data)
+    target = domain.default_target if target == DEFAULT else target
+    iterative = bool(getattr(method_obj, "iterative", True))
+    reference = retrain_metrics
+    if reference is None and source is not None:
+        reference = domain.reference(source, data, seed=seed, target=target if iterative else None, options=options)
+    start_metrics = domain.evaluate(model, data, seed=seed, start=None, reference=reference, options=options)
+    start_metrics.update({m: float(fn(model, data)) for m, fn in extra_metrics.items()})
+    if target is not None and target != "none" and "forget_acc" not in start_metrics and probe is not None:
+        start_metrics.update(probe(model))
+    threshold = resolve_target(target, start_metrics, reference) if iterative else None
+    config: dict[str, Any] = {
+        "start": ref.phase if ref is not None else None, "seed": seed, "hparams": params, "target": target,
+        "target_forget_acc": threshold, "domain": domain.name, "profile": profile,
+        "retrain_metrics": {k: v for k, v in reference.items() if isinstance(v, (int, float))} if reference else None,
+        **{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in options.items()},
+    }
     context = UnlearnContext(method=name, model=model, start=ref, seed=seed, config=config, accelerator=accelerator)
     pm.before_unlearn(context)
-    monitor = StepMonitor(
-        model, data.forget, data.retain, target=threshold, eval_every=eval_every, stop_at_target=stop_at_target,
-        on_eval=lambda step, metrics: pm.unlearn_step(context, step, metrics),
-    )
-    returned = None
+    settings = MonitorSettings(probe=probe, target=threshold, eval_every=eval_every, stop_at_target=stop_at_target,
+                               on_eval=lambda step, values: pm.unlearn_step(context, step, values))
     try:  # a NaN/inf stops the run at the monitor's next evaluation; it is never passed off as a result
-        with monitor:
-            if not (monitor.met_at_start and stop_at_target):
-                returned = method_obj.run(model, data, **params)
-        final = returned if isinstance(returned, torch.nn.Module) else model
-        metrics = evaluate_vision(final, data, start=start_metrics, seed=seed)
-        if any(v != v for v in metrics.values() if isinstance(v, float)):
+        outcome = domain.run_method(method_obj, model, data, params, settings, options)
+        if outcome.accelerator is not None:
+            context.accelerator = outcome.accelerator
+        final_metrics = domain.evaluate(outcome.model, data, seed=seed, start=start_metrics, reference=reference,
+                                        options=options)
+        final_metrics.update({m: float(fn(outcome.model, data)) for m, fn in extra_metrics.items()})
+        if not _finite(final_metrics):
             raise DivergedError("it produced NaN metrics")
     except DivergedError as exc:
-        raise DivergedError(
-            f"unlearning with {name!r} from θ_{ref.phase} diverged after {monitor.steps} update(s): {exc}; "
-            "no result was written"
-        ) from exc
+        raise DivergedError(f"unlearning with {name!r} from {_start_name(ref, start)} diverged: {exc}; "
+                            "no result was written") from exc
+    if ref is not None and source is not None and Path(ref.path).is_file() and sha256_file(ref.path) != ref.sha256:
+        raise GrokplugError(f"the source checkpoint {ref.path} changed during unlearning; no result was written")
+    if "forget_acc" not in final_metrics and outcome.trail:  # no evaluation beyond the probe: its last reading
+        final_metrics.update(forget_acc=outcome.trail[-1][1], retain_acc=outcome.trail[-1][2])
+    final_metrics.update(start_metrics=start_metrics, target_forget_acc=threshold,
+                         met_at_start=outcome.met_at_start, split=domain.split_info(data))
     result = UnlearnResult(
-        model=final, method=name, start=ref, metrics=metrics,
-        steps_to_target=monitor.steps_to_target if method_obj.iterative else None,
-        steps_applicable=method_obj.iterative, total_steps=monitor.steps, stopped_early=monitor.stopped_early,
-        trail=monitor.trail, config=dict(config),
+        model=outcome.model, method=name, start=ref, metrics=final_metrics,
+        steps_to_target=outcome.steps_to_target if iterative else None, steps_applicable=iterative,
+        total_steps=outcome.steps, stopped_early=outcome.stopped_early, trail=list(outcome.trail), config=config,
     )
-    result.metrics.update(start_metrics={k: v for k, v in start_metrics.items()}, target_forget_acc=threshold,
-                          met_at_start=monitor.met_at_start, split=data.split.to_dict() if data.split else None)
     pm.after_unlearn(context, result)
     if output_dir is not None:
-        _write_output(Path(output_dir), accelerator.unwrap_model(final), result_to_dict(result))
+        from ._accelerate import is_main_process
+
+        if is_main_process(context.accelerator if hasattr(context.accelerator, "is_main_process") else None):
+            with atomic_dir(output_dir, what="write the unlearned model to") as tmp:
+                domain.save_model(outcome.model, tmp, options)
+                info = {**result_to_dict(result), **domain.result_fields(result)}
+                (tmp / "result.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+                for file_name, content in domain.extra_files(result).items():
+                    (tmp / file_name).write_text(json.dumps(content, indent=2, default=str) + "\n")
         result.output_dir = Path(output_dir)
     return result
 
 
+def _start_name(ref: Any, start: str) -> str:
+    return f"θ_{ref.phase}" if ref is not None else f"start {start!r}"
+
+
 def result_to_dict(result: UnlearnResult) -> dict[str, Any]:
     """The JSON form of a result (what ``grokplug unlearn --json`` prints and ``result.json`` holds)."""
-    metrics = dict(result.metrics)
+    metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}  # "_...": domain-private
     split = metrics.pop("split", None)
-    out: dict[str, Any] = {
+    start = metrics.get("start_metrics")
+    return {
         "method": result.method,
+        "domain": result.config.get("domain"),
         "hparams": result.config.get("hparams"),
         "seed": result.config.get("seed"),
         "target": result.config.get("target"),
@@ -209,36 +226,7 @@ def result_to_dict(result: UnlearnResult) -> dict[str, Any]:
         "total_steps": result.total_steps,
         "stopped_early": result.stopped_early,
         **{k: v for k, v in metrics.items() if k != "start_metrics"},
-        "start_metrics": metrics.get("start_metrics"),
+        "start_metrics": {k: v for k, v in start.items() if not k.startswith("_")} if isinstance(start, Mapping) else start,
         "trail": [list(point) for point in result.trail],
         "split": {k: v for k, v in (split or {}).items() if k not in ("forget", "retain")},
     }
-    return out
-
-
-def sweep_strength(
-    method: str | UnlearningMethod, values: list[float], *, target: str | float | None = "test", **kwargs: Any
-) -> dict[str, Any]:
-    """For one-shot methods (``iterative = False``): run once per strength value, weakest first.
-
-    Steps-to-target does not apply to a method that takes no optimizer steps; the analogue is the
-    first strength (in the order given) whose result reaches the target forget accuracy. Returns the
-    points and that ``strength_to_target`` (``None`` if no value reaches it).
-    """
-    name, method_obj = _method(method)
-    knob = method_obj.strength_param
-    if knob is None:
-        raise UsageError(f"method {name!r} declares no strength parameter to sweep")
-    values = check_strengths(values)
-    hparams = dict(kwargs.pop("hparams", None) or {})
-    points, reached_at = [], None
-    for value in values:
-        result = unlearn(method_obj, hparams={**hparams, knob: value}, target="none", **kwargs)
-        start = result.metrics["start_metrics"]
-        threshold = resolve_target(target, start, kwargs.get("retrain_metrics"))
-        reached = threshold is not None and result.metrics["forget_acc"] <= threshold
-        points.append({"strength": value, "reached": reached, "target_forget_acc": threshold,
-                       **{k: result.metrics[k] for k in ("forget_acc", "retain_acc", "test_acc") if k in result.metrics}})
-        if reached and reached_at is None:
-            reached_at = value
-    return {"method": name, "strength_param": knob, "points": points, "strength_to_target": reached_at}

@@ -179,7 +179,7 @@ def _hparams(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from ._unlearn import sweep_strength
+    from ._sweep import sweep_strength
     from ._validate import check_strengths
 
     try:
@@ -188,7 +188,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError(f"--sweep expects numbers separated by commas, got {args.sweep!r}") from None
     values = check_strengths(values, "--sweep strength")
     info = sweep_strength(
-        args.method, values, source=args.run_dir, start=args.start, seed=args.seed, target=args.target,
+        args.method, values, source=args.run_dir, start=args.start, seed=args.seed, target=args.target or "test",
         hparams=_hparams(args.set), profile=args.profile, forget_rate=args.forget_rate,
         forget_classes=args.forget_class, fallback=args.fallback,
     )
@@ -204,8 +204,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> int:
+    import contextlib
+
     from ._paths import check_output_dir
-    from ._unlearn import result_to_dict, unlearn
+    from ._unlearn import DEFAULT, domain_of, registered_method, result_to_dict, unlearn
     from ._validate import check_seed, method_hparams
 
     if args.out is not None:
@@ -215,27 +217,28 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
 
     if args.sweep is not None:
         return _cmd_sweep(args)
-    if getattr(_method_entry(args.method).obj, "domain", None) == "llm":
-        from .llm.unlearn import cli_unlearn  # TOFU-style runs: forget split, LoRA, TOFU metrics
-
-        return cli_unlearn(args)
-
-    result = unlearn(
-        args.method, source=args.run_dir, start=args.start, seed=args.seed, target=args.target,
-        hparams=_hparams(args.set), profile=args.profile, forget_rate=args.forget_rate,
-        forget_classes=args.forget_class, fallback=args.fallback, output_dir=args.out,
-    )
-    info = result_to_dict(result)
+    domain = domain_of(registered_method(args.method)[1])
+    given = {"forget_rate": args.forget_rate, "forget_classes": args.forget_class, "forget_split": args.forget_split,
+             "lora": args.lora or None}
+    options = {k: v for k, v in given.items() if v is not None}
+    target = DEFAULT if args.target is None else args.target
+    with contextlib.redirect_stdout(sys.stderr):  # a reference model's training may print: stdout stays ours
+        result = unlearn(
+            args.method, source=args.run_dir, start=args.start, seed=args.seed, target=target,
+            hparams=_hparams(args.set), profile=args.profile, fallback=args.fallback, output_dir=args.out, **options,
+        )
+    info = {**result_to_dict(result), **domain.result_fields(result)}
     if args.json:
         print(_json(info))
         return 0
     steps = info["steps_to_target"] if info["steps_applicable"] else "n/a (one-shot)"
-    print(f"method {info['method']} from θ_{info['start']} (step {info['start_step']}), target forget_acc ≤ "
+    where = f" on {info['forget_split']}" if info.get("forget_split") else ""
+    print(f"method {info['method']} from θ_{info['start']} (step {info['start_step']}){where}, target forget_acc ≤ "
           f"{info['target_forget_acc'] if info['target_forget_acc'] is not None else '—'}")
     print(f"steps_to_target: {steps if steps is not None else 'not reached'}  (updates run: {info['total_steps']})")
-    for key in ("forget_acc", "retain_acc", "test_acc", "mia_svc_efficacy", "mia_loss_lr", "retain_drop", "test_drop"):
-        if key in info:
-            print(f"{key:<17} {info[key]:.4f}")
+    for key in domain.report_keys:
+        if isinstance(info.get(key), (int, float)):
+            print(f"{key:<19} {info[key]:.4f}")
     if args.out:
         print(f"written: {args.out}")
     return 0
@@ -254,14 +257,14 @@ def _compare_hparams(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ._paths import check_output_dir
     from ._validate import check_positive_int, check_seed, method_hparams
-    from .compare import DEFAULT_PRIMARY, DEFAULT_TARGETS, compare
+    from .compare import DEFAULT_PRIMARY, compare
     from .compare._report import render_markdown
 
     if args.out is not None:
         check_output_dir(args.out, sources=[args.run_dir], what="--out")
 
     try:
-        rates = [_rate(v) for v in args.forget_rates.split(",") if v.strip()]
+        rates = [_rate(v) for v in args.forget_rates.split(",") if v.strip()] if args.forget_rates else None
     except argparse.ArgumentTypeError as exc:
         raise UsageError(str(exc)) from None
     text = args.seeds.strip()
@@ -281,7 +284,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = compare(
         args.run_dir, args.methods, seeds=seeds, forget_rates=rates, out=args.out,
-        targets=args.targets.split(",") if args.targets else DEFAULT_TARGETS, primary=args.primary or DEFAULT_PRIMARY,
+        targets=args.targets.split(",") if args.targets else None, primary=args.primary or DEFAULT_PRIMARY,
         hparams=set_values, profile=args.profile, fallback=args.fallback, n_boot=args.n_boot,
         bootstrap_seed=args.bootstrap_seed, progress=False if args.no_progress else None, plots=args.plots,
         analysis=args.analysis, recompute=args.recompute,
@@ -341,14 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forget-rate", type=_rate, default=None, help="fraction of forget-eligible samples (default 0.15)")
     p.add_argument("--forget-class", type=int, action="append", default=None, help="forget a whole class (repeatable)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--target", default="test", help="forget-acc target: a number, test, frac:F or none (default: test)")
+    p.add_argument("--target", default=None,
+                   help="forget-acc target: a number, test, frac:F, retrain or none (default: test for vision, retrain for LLM)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="method hyperparameter")
     p.add_argument("--profile", choices=("offline", "cifar"), default="offline")
     p.add_argument("--fallback", default=None, help="phase to use if --start grok but the run never grokked")
     p.add_argument("--out", type=Path, default=None, help="write the unlearned model + result.json to this new dir")
     p.add_argument("--sweep", default=None, metavar="V1,V2,...",
                    help="one-shot methods: run once per strength value (weakest first) instead of counting steps")
-    p.add_argument("--forget-split", default="forget10", choices=("forget01", "forget05", "forget10"),
+    p.add_argument("--forget-split", default=None, choices=("forget01", "forget05", "forget10"),
                    help="LLM methods: the TOFU forget split (default forget10)")
     p.add_argument("--lora", action="store_true", help="LLM methods: unlearn through a LoRA adapter")
     p.add_argument("--json", action="store_true")
@@ -358,11 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--methods", default="ft,ga,rl", help="comma-separated method names (default: ft,ga,rl)")
     p.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list 0,1,5 (default: 3)")
-    p.add_argument("--forget-rates", default="0.15,0.5", help="comma-separated rates in (0, 1) (default: 0.15,0.5)")
+    p.add_argument("--forget-rates", default=None,
+                   help="comma-separated rates in (0, 1) (default: 0.15,0.5 for vision; 0.1 = forget10 for TOFU runs, "
+                        "which take 0.01, 0.05, 0.1)")
     p.add_argument("--out", type=Path, default=None, help="output dir, reused when resuming (default: <run>-compare)")
     p.add_argument("--targets", default=None,
                    help="comma-separated forget-acc targets: frac:F, a number, test, retrain "
-                        "(default: frac:0.9,frac:0.75,frac:0.5,frac:0.25,test)")
+                        "(default: frac:0.9,frac:0.75,frac:0.5,frac:0.25, and test for vision runs)")
     p.add_argument("--primary", default=None, help="the target for the headline numbers (default: frac:0.5)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE", help="method hyperparameter")
     p.add_argument("--profile", choices=("offline", "cifar"), default="offline")
@@ -384,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 

@@ -52,6 +52,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "grokplug.hooks.local_rundir",
     "grokplug.hooks.default_detector",
     "grokplug.hooks.builtin_presets",
+    "grokplug.hooks.builtin_domains",
     "grokplug.hooks.grokfast",
     "grokplug.hooks.orthograd",
     "grokplug.hooks.vision",
@@ -200,6 +201,7 @@ class GrokplugPluginManager(pluggy.PluginManager):
             "methods": self.methods.describe(),
             "metrics": self.metrics.describe(),
             "presets": self.presets.describe(),
+            "domains": self.domains.describe(),
             "failed": list(self.failed),
         }
 
@@ -224,8 +226,11 @@ class GrokplugPluginManager(pluggy.PluginManager):
     def _call(self, hook_name: str, **kwargs: Any) -> Any:
         if not self._ready:  # the lock costs ~0.5 µs per call; hooks fire every training step
             self.load()
+        return self._call_hook(getattr(self.hook, hook_name), hook_name, **kwargs)
+
+    def _call_hook(self, caller: Any, hook_name: str, **kwargs: Any) -> Any:
         try:
-            return getattr(self.hook, hook_name)(**kwargs)
+            return caller(**kwargs)
         except GrokplugError:
             raise  # deliberate, already user-readable
         except BaseException as exc:
@@ -275,18 +280,12 @@ class GrokplugPluginManager(pluggy.PluginManager):
             if kind not in self._registries:
                 hook_name = f"grokplug_register_{kind}"
                 registry = Registry(kind, who=self._who)
+                plugins = [impl.plugin for impl in getattr(self.hook, hook_name).get_hookimpls()]
                 for impl in getattr(self.hook, hook_name).get_hookimpls():  # registration order
-                    register = registry.bound_to(impl.plugin_name)
-                    try:
-                        impl.function(*[{"register": register}[arg] for arg in impl.argnames])
-                    except GrokplugError:
-                        raise
-                    except BaseException as exc:
-                        raise PluginError(
-                            f"plugin {self._who(impl.plugin_name)} failed in {hook_name}: {_one_line(exc)}",
-                            plugin=impl.plugin_name,
-                            hook=hook_name,
-                        ) from exc
+                    # one plugin at a time through pm.hook (tracing and wrappers apply), so each entry knows its plugin
+                    others = [p for p in plugins if p is not impl.plugin]
+                    caller = self.subset_hook_caller(hook_name, remove_plugins=others)
+                    self._call_hook(caller, hook_name, register=registry.bound_to(impl.plugin_name))
                 self._registries[kind] = registry
             return self._registries[kind]
 
@@ -299,6 +298,11 @@ class GrokplugPluginManager(pluggy.PluginManager):
     def metrics(self) -> Registry:
         """Metrics registered through ``grokplug_register_metrics``."""
         return self._registry("metrics")
+
+    @property
+    def domains(self) -> Registry:
+        """Unlearning domains registered through ``grokplug_register_domains``."""
+        return self._registry("domains")
 
     @property
     def presets(self) -> Registry:

@@ -81,6 +81,26 @@ def grokplug_register_presets(register: RegisterFn) -> None:
     """
 
 
+@hookspec
+def grokplug_register_domains(register: RegisterFn) -> None:
+    """Register unlearning domains: what the orchestrator needs to unlearn one kind of model.
+
+    Fires once per process, the first time grokplug needs the domain table (:func:`grokplug.unlearn`,
+    :func:`grokplug.run_data`, ``grokplug unlearn``, ``grokplug compare``). The orchestrator never
+    imports a domain package: for a method whose ``domain`` is ``"vision"`` it asks the domain
+    registered as ``"vision"`` for the run's data and splits, the step monitor's probe, the
+    evaluation (its metrics come from the metric registry), the retrain/retain reference, how to run
+    the method under the monitor and how to save the result. The built-in ``vision`` and ``llm``
+    domains are registered exactly this way (``grokplug.hooks.vision``, ``grokplug.hooks.llm``).
+
+    :param register: call ``register(name, domain)`` with a :class:`grokplug.UnlearningDomain`
+        subclass instance. Two plugins registering one domain name is an error that names both.
+    :returns: nothing.
+
+    Distributed use: called on every rank.
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints: where a grok-aware start comes from.
 # ---------------------------------------------------------------------------------------------

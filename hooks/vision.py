@@ -81,3 +81,10 @@ def grokplug_register_metrics(register: RegisterFn) -> None:
     register("mia_svc_efficacy", mia_svc_efficacy, aliases=("MIA-Efficacy",))
     register("mia_loss_lr", mia_loss_lr, aliases=("simple_mia",))
     register("evaluate_vision", evaluate_vision)
+
+
+@hookimpl
+def grokplug_register_domains(register: RegisterFn) -> None:
+    from grokplug.vision.domain import VisionDomain
+
+    register("vision", VisionDomain())

@@ -148,9 +148,8 @@ def test_unlearn_refuses_an_existing_output_dir(digits_run_dir, tmp_path):
 
 
 def test_class_wise_forgetting_removes_the_class_from_test(digits_run_dir):
-    from grokplug._unlearn import preset_unlearning_data
 
-    data = preset_unlearning_data(digits_run_dir, forget_classes=[3])
+    data = grokplug.run_data(digits_run_dir, forget_classes=[3])
     assert data.split.kind == "class"
     assert all(int(y) == 3 for _, ys in data.forget for y in ys)
     assert all(int(y) != 3 for _, ys in data.test for y in ys)
@@ -204,9 +203,8 @@ def test_unlearn_runs_an_adapted_third_party_function(digits_run_dir):
 
 
 def test_retrain_target_is_computed_for_preset_runs(modular_run_dir):
-    from grokplug._unlearn import preset_unlearning_data
 
-    data = preset_unlearning_data(modular_run_dir, forget_rate=0.15, seed=0)
+    data = grokplug.run_data(modular_run_dir, forget_rate=0.15, seed=0)
     reference = grokplug.retrain_reference(modular_run_dir, data, seed=0, max_steps=300)
     assert set(reference) == {"forget_acc", "retain_acc", "test_acc"}
     assert reference["retain_acc"] > 0.9  # it fits what it was trained on

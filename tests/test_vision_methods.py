@@ -11,7 +11,6 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import grokplug
-from grokplug._unlearn import preset_unlearning_data
 from grokplug.errors import UsageError
 from grokplug.plugins import GrokplugPluginManager
 from grokplug.vision import methods_advanced
@@ -42,7 +41,7 @@ def start_model(digits_run: dict[str, Any], phase: str = "grok") -> torch.nn.Mod
 
 def forget_split(digits_run: dict[str, Any]) -> VisionData:
     """A random 15% of the ~250 training images, batches of 64 (what ``grokplug.unlearn`` builds)."""
-    return preset_unlearning_data(digits_run["run"], forget_rate=0.15, seed=0, batch_size=64)
+    return grokplug.run_data(digits_run["run"], forget_rate=0.15, seed=0, batch_size=64)
 
 
 @pytest.fixture

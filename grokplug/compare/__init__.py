@@ -5,9 +5,15 @@ by ``seed`` and its sha256 is checked equal in the pair). Each run spends the me
 while the step monitor records forget/retain accuracy after every update, so one run gives the
 steps-to-target for every target level (a curve of steps against level).
 
-Targets (``forget_acc ≤ threshold``; see :func:`grokplug.vision.monitor.resolve_target`):
+Both domains are compared the same way: the run's preset names its domain (vision or LLM), and the
+domain supplies the data for each forget rate, the probe, the evaluation and the reference
+(:mod:`grokplug._domain`). TOFU-style runs take forget rates 0.01, 0.05 and 0.1 (forget01/05/10; the
+forget set is fixed by the split, so seeds vary only the method's randomness) and report the TOFU
+metrics (forget quality, model utility, forget probability/ROUGE, privleak) beside the accuracies.
 
-* default ``frac:0.9, frac:0.75, frac:0.5, frac:0.25, test``; **primary** ``frac:0.5``;
+Targets (``forget_acc ≤ threshold``; see :func:`grokplug._targets.resolve_target`):
+
+* default ``frac:0.9, frac:0.75, frac:0.5, frac:0.25`` (+ ``test`` for vision); **primary** ``frac:0.5``;
 * why ``frac:0.5`` is the default: both starts fit their training data, so each starts with forget
   accuracy ≈ 1 and must *actively* halve it; the bar is the same relative distance for θ_pre and
   θ_grok and is essentially never met at step 0. The paper-style ``test`` target (forget acc ≤ the
@@ -66,7 +72,7 @@ class CompareResult:
         return "\n".join(self.summary)
 
 
-def _methods(names: Sequence[str] | str) -> dict[str, Any]:
+def _methods(names: Sequence[str] | str, domain: str) -> dict[str, Any]:
     from ..plugins import get_plugin_manager
 
     if isinstance(names, str):
@@ -76,14 +82,14 @@ def _methods(names: Sequence[str] | str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for raw in names:
         entry = get_plugin_manager().methods.entry(raw.strip())
-        if getattr(entry.obj, "domain", "vision") != "vision":
-            raise UsageError(f"compare runs vision methods on preset runs; {entry.name!r} is for the {entry.obj.domain!r} domain")
+        if getattr(entry.obj, "domain", None) != domain:
+            raise UsageError(f"this run is a {domain} run; method {entry.name!r} is for the {entry.obj.domain!r} domain")
         out.setdefault(entry.name, entry.obj)
     return out
 
 
 def _targets(targets: Sequence[str | float], primary: str | float) -> tuple[list[str], str]:
-    from ..vision.monitor import resolve_target
+    from .._targets import resolve_target
 
     specs = [str(t) for t in targets]
     primary = str(primary)
@@ -118,9 +124,9 @@ def compare(
     methods: Sequence[str] | str = ("ft", "ga", "rl"),
     *,
     seeds: int | Sequence[int] = 3,
-    forget_rates: Sequence[float] = (0.15, 0.5),
+    forget_rates: Sequence[float] | None = None,
     out: str | os.PathLike[str] | None = None,
-    targets: Sequence[str | float] = DEFAULT_TARGETS,
+    targets: Sequence[str | float] | None = None,
     primary: str | float = DEFAULT_PRIMARY,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
     profile: str = "offline",
@@ -133,7 +139,10 @@ def compare(
     analysis: bool = False,
     recompute: bool = False,
 ) -> CompareResult:
-    """Run the matrix {θ_pre, θ_grok} × ``methods`` × ``seeds`` × ``forget_rates`` on a preset run.
+    """Run the matrix {θ_pre, θ_grok} × ``methods`` × ``seeds`` × ``forget_rates`` on a preset run (vision or LLM).
+
+    ``forget_rates`` defaults to the domain's (vision ``0.15, 0.5``; LLM ``0.1`` = forget10) and
+    ``targets`` to :data:`DEFAULT_TARGETS` (vision) or its ``frac:`` levels (LLM, which has no test set).
 
     ``seeds``: a count N (seeds 0..N-1) or explicit seeds. ``hparams``: per-method overrides, e.g.
     ``{"ga": {"epochs": 40}}``. ``out`` defaults to ``<run>-compare`` next to the run; cells already
@@ -157,7 +166,13 @@ def compare(
     check_output_dir(out_dir, sources=[run_path], what="out")  # before any work; cells are reused from it
     if not rundir.config.get("preset"):
         raise UsageError(f"run {run_path} was not made by a preset; compare needs the preset's data to build forget sets")
-    method_objs = _methods(methods)
+    from .._unlearn import run_domain
+
+    domain = run_domain(run_path)
+    method_objs = _methods(methods, domain.name)
+    forget_rates = domain.default_forget_rates if forget_rates is None else forget_rates
+    if targets is None:
+        targets = DEFAULT_TARGETS if domain.has_test_set else tuple(t for t in DEFAULT_TARGETS if t != "test")
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seed_list = list(range(check_positive_int(seeds, "seeds (a count)")))
         check_seed(seed_list[-1], "seeds (a count)")
@@ -175,7 +190,7 @@ def compare(
     target_list, primary = _targets(targets, primary)
     overrides: dict[str, dict[str, Any]] = {}
     for name, values in (hparams or {}).items():
-        canonical = next((m for m in _methods([name])), name)
+        canonical = next((m for m in _methods([name], domain.name)), name)
         if canonical not in method_objs:
             raise UsageError(f"hyperparameters given for {name!r}, which is not among the compared methods {list(method_objs)}")
         overrides[canonical] = dict(values)
@@ -186,9 +201,10 @@ def compare(
         "methods": list(method_objs), "seeds": seed_list, "forget_rates": rates, "targets": target_list,
         "primary": primary, "profile": profile, "hparams": resolved, "n_boot": int(n_boot), "ci_level": ci_level,
         "bootstrap_seed": int(bootstrap_seed), "eval_every": 1, "fallback": fallback,
+        "domain": domain.name, "metrics": list(domain.damage_metrics), "columns": [list(c) for c in domain.compare_columns],
     }
     ctx = MatrixContext(
-        run_path=run_path, run_config=rundir.config, refs=refs, methods=method_objs, overrides=overrides,
+        run_path=run_path, run_config=rundir.config, domain=domain, refs=refs, methods=method_objs, overrides=overrides,
         hparams=resolved, targets=target_list, primary=primary, profile=profile, fallback=fallback,
         cells_dir=out_dir / "cells", recompute=recompute,
     )
@@ -244,7 +260,7 @@ def _optional(module: str, name: str, what: str) -> Any:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -30,9 +30,9 @@ def describe_target(spec: str, primary: str) -> dict[str, Any]:
     return entry
 
 
-def _stage_stats(cells: Sequence[Mapping[str, Any]], stage: str) -> dict[str, Any]:
+def _stage_stats(cells: Sequence[Mapping[str, Any]], stage: str, keys: Sequence[str] = AGG_METRICS) -> dict[str, Any]:
     rows = [c[_STAGE_FIELD[stage]] for c in cells if c.get(_STAGE_FIELD[stage])]
-    return {k: mean_std([r[k] for r in rows if r.get(k) is not None]) for k in AGG_METRICS
+    return {k: mean_std([r[k] for r in rows if r.get(k) is not None]) for k in keys
             if any(r.get(k) is not None for r in rows)}
 
 
@@ -81,7 +81,7 @@ def build_aggregates(cells: Sequence[Mapping[str, Any]], config: Mapping[str, An
                     "n_seeds": len(group), "n_ok": len(ok), "n_diverged": len(group) - len(ok),
                     "seeds": [c["seed"] for c in group],
                     "total_steps_mean": mean_std([c["total_steps"] for c in ok])["mean"] if ok else None,
-                    "metrics": {stage: _stage_stats(ok, stage) for stage in STAGES},
+                    "metrics": {stage: _stage_stats(ok, stage, config.get("metrics") or AGG_METRICS) for stage in STAGES},
                     "steps": {spec: _steps_stats(ok, spec) for spec in config["targets"]} if iterative and ok else {},
                 })
     return out
@@ -98,10 +98,10 @@ def _collateral(diff: Mapping[str, Any] | None) -> str:
 
 
 def _metric_pairs(pre: Sequence[Mapping[str, Any]], grok: Sequence[Mapping[str, Any]], stage: str,
-                  boot: Mapping[str, Any]) -> dict[str, Any]:
+                  boot: Mapping[str, Any], keys: Sequence[str] = AGG_METRICS) -> dict[str, Any]:
     both = [(a[stage], b[stage]) for a, b in zip(pre, grok, strict=True) if a.get(stage) and b.get(stage)]
     out = {}
-    for key in AGG_METRICS:
+    for key in keys:
         rows = [(a[key], b[key]) for a, b in both if a.get(key) is not None and b.get(key) is not None]
         if rows:
             out[key] = paired_diff([a for a, _ in rows], [b for _, b in rows], **boot)
@@ -134,7 +134,8 @@ def build_pairs(cells: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -
                 ratio = steps_ratio(pv, gv, pre_censored=pc, grok_censored=gc, **boot)
                 steps[spec] = {"pre_mean": mean_std(pv)["mean"], "grok_mean": mean_std(gv)["mean"],
                                "diff": paired_diff(pv, gv, **boot), "ratio": ratio, "verdict": verdict(ratio)}
-            metrics = {stage: _metric_pairs(pre, grok, stage, boot) for stage in ("final", "at_target")}
+            keys = config.get("metrics") or AGG_METRICS
+            metrics = {stage: _metric_pairs(pre, grok, stage, boot, keys) for stage in ("final", "at_target")}
             out.append({
                 "method": method, "forget_rate": rate, "seeds": [c["seed"] for c in pre], "same_split": True,
                 "split_sha256": hashes, "iterative": iterative, "steps": steps, "metrics": metrics,

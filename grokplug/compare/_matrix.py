@@ -23,17 +23,18 @@ from typing import Any
 
 from grokplug.hooks import hookimpl
 
-from .. import __version__
 from .._atomic import sha256_json, write_json_atomic
+from .._domain import UnlearningDomain
 from .._method import UnlearningMethod
 from .._paths import safe_filename
+from .._targets import resolve_target
 from .._types import CheckpointRef
+from .._version import __version__
 from ..errors import DivergedError
 
 #: Bump when the way a cell is computed or stored changes: every cached cell is then recomputed.
-CELL_VERSION = 1
+CELL_VERSION = 2
 EVAL_EVERY = 1
-METRIC_KEYS = ("forget_acc", "retain_acc", "ua_optml", "test_acc", "mia_svc_efficacy", "mia_loss_lr", "retain_drop", "test_drop")
 STARTS = ("pre", "grok")
 
 
@@ -55,6 +56,7 @@ class MatrixContext:
 
     run_path: Path
     run_config: dict[str, Any]
+    domain: UnlearningDomain
     refs: dict[str, CheckpointRef]
     methods: dict[str, UnlearningMethod]
     overrides: dict[str, dict[str, Any]]
@@ -65,7 +67,7 @@ class MatrixContext:
     fallback: str | None
     cells_dir: Path
     recompute: bool = False
-    retrain_cache: dict[tuple[int, float], dict[str, float]] = field(default_factory=dict)
+    retrain_cache: dict[tuple[int, float], dict[str, Any]] = field(default_factory=dict)
 
 
 def _clean(obj: Any) -> Any:
@@ -88,35 +90,44 @@ def _read_cached(path: Path, input_hash: str) -> dict[str, Any] | None:
 
 
 def _data(ctx: MatrixContext, spec: CellSpec) -> Any:
-    from .._unlearn import preset_unlearning_data
-
     # Built fresh per cell: loaders carry shuffling generators, so two runs must never share one.
-    return preset_unlearning_data(ctx.run_path, forget_rate=spec.forget_rate, seed=spec.seed)
+    return ctx.domain.run_data(ctx.run_path, seed=spec.seed, options=ctx.domain.compare_options(spec.forget_rate))
 
 
-def retrain_metrics(ctx: MatrixContext, seed: int, rate: float) -> dict[str, float] | None:
-    """The retrained-on-retain reference for (seed, rate), cached like a cell; ``None`` unless a target needs it."""
+def _split(ctx: MatrixContext, data: Any) -> dict[str, Any]:
+    info = ctx.domain.split_info(data)
+    if not info or "forget_sha256" not in info:
+        raise DivergedError(f"domain {ctx.domain.name!r} gives no split hashes; compare cannot pair the starts")
+    return info
+
+
+def _scalars(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))} if metrics else None
+
+
+def retrain_metrics(ctx: MatrixContext, seed: int, rate: float) -> dict[str, Any] | None:
+    """The domain's retrain/retain reference for (seed, rate), cached like a cell; ``None`` unless a target needs it."""
     if "retrain" not in ctx.targets:
         return None
     if (seed, rate) in ctx.retrain_cache:
         return ctx.retrain_cache[(seed, rate)]
-    from .._retrain import retrain_reference
-
     data = _data(ctx, CellSpec("retrain", "none", seed, rate))
+    split = _split(ctx, data)
     inputs = {"kind": "retrain", "cell_version": CELL_VERSION, "grokplug_version": __version__,
               "run_config_sha256": sha256_json(ctx.run_config), "seed": seed, "forget_rate": rate,
-              "forget_sha256": data.split.forget_sha256, "retain_sha256": data.split.retain_sha256}
+              "forget_sha256": split["forget_sha256"], "retain_sha256": split["retain_sha256"]}
     input_hash = sha256_json(inputs)
     path = ctx.cells_dir / f"retrain__seed{seed}__rate{rate:g}.json"
     cached = None if ctx.recompute else _read_cached(path, input_hash)
-    metrics = cached["metrics"] if cached else retrain_reference(ctx.run_path, data, seed=seed)
+    metrics = cached["metrics"] if cached else dict(ctx.domain.reference(
+        ctx.run_path, data, seed=seed, target="retrain", options=ctx.domain.compare_options(rate)) or {})
     if not cached:
         write_json_atomic(path, _clean({"input_hash": input_hash, "inputs": inputs, "metrics": metrics}))
     ctx.retrain_cache[(seed, rate)] = metrics
     return metrics
 
 
-def cell_inputs(ctx: MatrixContext, spec: CellSpec, split: Any, retrain: Mapping[str, float] | None) -> dict[str, Any]:
+def cell_inputs(ctx: MatrixContext, spec: CellSpec, split: Mapping[str, Any], retrain: Mapping[str, Any] | None) -> dict[str, Any]:
     """Everything a cell's result depends on; its hash decides whether a cached cell is reused."""
     method = ctx.methods[spec.method]
     ref = ctx.refs[spec.start]
@@ -127,26 +138,27 @@ def cell_inputs(ctx: MatrixContext, spec: CellSpec, split: Any, retrain: Mapping
         "method": spec.method, "method_class": f"{type(method).__module__}.{type(method).__qualname__}",
         "hparams": ctx.hparams[spec.method], "profile": ctx.profile,
         "seed": spec.seed, "forget_rate": spec.forget_rate,
-        "forget_sha256": split.forget_sha256, "retain_sha256": split.retain_sha256,
+        "domain": ctx.domain.name, "forget_sha256": split["forget_sha256"], "retain_sha256": split["retain_sha256"],
         "targets": list(ctx.targets), "primary": ctx.primary,
-        "retrain": dict(retrain) if retrain else None,
+        "retrain": _scalars(retrain),
     }
 
 
 class _AtTarget:
     """A temporary plugin: full metrics at the first step the primary target holds."""
 
-    def __init__(self, data: Any, seed: int) -> None:
-        self.data, self.seed = data, seed
+    def __init__(self, ctx: MatrixContext, data: Any, seed: int, reference: Mapping[str, Any] | None,
+                 options: Mapping[str, Any]) -> None:
+        self.ctx, self.data, self.seed, self.reference, self.options = ctx, data, seed, reference, options
         self.snapshot: dict[str, Any] | None = None
 
     @hookimpl
     def grokplug_on_unlearn_step(self, context: Any, step: int, metrics: Mapping[str, float]) -> None:
         threshold = context.config.get("target_forget_acc")
         if self.snapshot is None and threshold is not None and metrics["forget_acc"] <= threshold:
-            from ..vision.metrics import evaluate_vision
-
-            self.snapshot = {**evaluate_vision(context.model, self.data, seed=self.seed), "step": step}
+            values = self.ctx.domain.evaluate(context.model, self.data, seed=self.seed, start=None,
+                                              reference=self.reference, options=self.options)
+            self.snapshot = {**_scalars(values), "step": step}
 
 
 def target_rows(targets: Sequence[str], trail: Sequence[Sequence[float]], start_metrics: Mapping[str, float],
@@ -156,8 +168,6 @@ def target_rows(targets: Sequence[str], trail: Sequence[Sequence[float]], start_
     Steps = the first recorded step with ``forget_acc ≤ threshold`` (exact: the trail has every
     update); step 0 = met at start; no such step = never reached (censored at the budget).
     """
-    from ..vision.monitor import resolve_target
-
     rows: dict[str, Any] = {}
     for spec in targets:
         threshold = resolve_target(spec, start_metrics, retrain)
@@ -182,12 +192,14 @@ def _flags(rows: Mapping[str, Any], iterative: bool) -> list[str]:
     return flags + [f"never_reached:{s}" for s, r in rows.items() if r["censored"]]
 
 
-def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str, float] | None) -> dict[str, Any]:
+def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str, Any] | None) -> dict[str, Any]:
     from .._unlearn import unlearn
     from ..plugins import get_plugin_manager
 
     method = ctx.methods[spec.method]
-    watcher = _AtTarget(data, spec.seed)
+    options = ctx.domain.compare_options(spec.forget_rate)
+    options.pop("forget_rate", None)  # the data is given: only how to evaluate and run is left
+    watcher = _AtTarget(ctx, data, spec.seed, retrain, options)
     pm = get_plugin_manager()
     name = f"grokplug-compare-at-target-{id(watcher)}"
     pm.register(watcher, name=name)
@@ -196,18 +208,18 @@ def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str
             method, splits=data, source=ctx.run_path, start=spec.start, seed=spec.seed,
             target=ctx.primary if method.iterative else "none", hparams=ctx.overrides.get(spec.method),
             profile=ctx.profile, eval_every=EVAL_EVERY, stop_at_target=False, fallback=ctx.fallback,
-            retrain_metrics=retrain,
+            retrain_metrics=retrain, **options,
         )
     finally:
         pm.unregister(name=name)
-    start_metrics = dict(result.metrics["start_metrics"])
-    final = {k: result.metrics[k] for k in METRIC_KEYS if k in result.metrics}
+    start_metrics = _scalars(result.metrics["start_metrics"]) or {}
+    final = {k: v for k, v in result.metrics.items() if k in (*ctx.domain.damage_metrics, "ua_optml") and isinstance(v, (int, float))}
     at_target = None
     if watcher.snapshot is not None and method.iterative:
         at_target = dict(watcher.snapshot)
-        at_target["retain_drop"] = start_metrics["retain_acc"] - at_target["retain_acc"]
-        if "test_acc" in at_target and "test_acc" in start_metrics:
-            at_target["test_drop"] = start_metrics["test_acc"] - at_target["test_acc"]
+        for key in ("retain_acc", "test_acc", "gen_acc"):  # drops: start − at target (positive = damage)
+            if key in at_target and key in start_metrics:
+                at_target[key.replace("_acc", "_drop")] = start_metrics[key] - at_target[key]
     trail = [[int(s), float(f), float(r)] for s, f, r in result.trail]
     rows = target_rows(ctx.targets, trail, start_metrics, retrain, method.iterative, final["forget_acc"])
     return {"status": "ok", "error": None, "total_steps": result.total_steps, "start_metrics": start_metrics,
@@ -218,8 +230,9 @@ def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str
 def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
     """The cell's result: from the cache when its inputs' hash matches, else computed and stored."""
     data = _data(ctx, spec)
+    split_info = _split(ctx, data)
     retrain = retrain_metrics(ctx, spec.seed, spec.forget_rate)
-    inputs = cell_inputs(ctx, spec, data.split, retrain)
+    inputs = cell_inputs(ctx, spec, split_info, retrain)
     input_hash = sha256_json(_clean(inputs))
     path = ctx.cells_dir / f"{spec.key}.json"
     cached = None if ctx.recompute else _read_cached(path, input_hash)
@@ -233,7 +246,7 @@ def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
     except DivergedError as exc:  # a result, not a crash: recorded, flagged and excluded from the stats
         body = {"status": "diverged", "error": str(exc), "total_steps": None, "start_metrics": None, "final": None,
                 "at_target": None, "targets": {}, "flags": ["diverged"], "trail": []}
-    split = {k: v for k, v in data.split.to_dict().items() if k not in ("forget", "retain")}
+    split = {k: v for k, v in split_info.items() if k not in ("forget", "retain")}
     cell = {
         "key": spec.key, "input_hash": input_hash, "inputs": inputs, "reused": False,
         "wall_seconds": round(time.perf_counter() - started, 3),

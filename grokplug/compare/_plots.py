@@ -116,10 +116,11 @@ def gap_points(
     hparams: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Unlearn with ``method`` from each chosen checkpoint (same split, fixed budget, no early stop)."""
-    from .._unlearn import unlearn
+    from .._unlearn import run_domain, unlearn
     from ..errors import DivergedError
 
     rd = _run(run)
+    options = run_domain(rd.path).compare_options(forget_rate)
     phases = {"pre": rd.pins.get("pre"), "grok": rd.pins.get("grok")}
     keep = [s for s in phases.values() if s is not None]
     if checkpoints is not None and not isinstance(checkpoints, int):  # phases by name -> steps
@@ -127,8 +128,8 @@ def gap_points(
     points = []
     for step in _pick_steps(rd.checkpoint_steps(), keep, checkpoints):
         try:
-            result = unlearn(method, source=rd.path, start=str(step), seed=seed, forget_rate=forget_rate, target="none",
-                             hparams=hparams, eval_every=10**9)  # evaluate only at the start and the end
+            result = unlearn(method, source=rd.path, start=str(step), seed=seed, target="none", hparams=hparams,
+                             eval_every=10**9, **options)  # evaluate only at the start and the end
         except DivergedError as exc:  # one start blowing up is a finding, not a reason to lose the figure
             points.append({"step": step, "diverged": True, "error": str(exc)})
             continue

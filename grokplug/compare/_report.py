@@ -24,6 +24,15 @@ _COLLATERAL = {
 }
 
 
+#: the per-start table of a results.json written before the domain chose its columns
+VISION_COLUMNS = (
+    ("at_target", "retain_acc", "retain acc @target"), ("at_target", "retain_drop", "retain drop @target"),
+    ("at_target", "test_drop", "test drop @target"), ("final", "forget_acc", "final forget"),
+    ("final", "retain_acc", "final retain"), ("final", "test_acc", "final test"),
+    ("final", "mia_svc_efficacy", "MIA-SVC efficacy"), ("final", "mia_loss_lr", "MIA loss-LR"),
+)
+
+
 def _f(value: Any, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -129,26 +138,26 @@ def render_markdown(results: Mapping[str, Any]) -> str:
       "drops are start − now (positive = damage).\n\n## Summary\n\n")
     for line in results["summary"]:
         w(f"- {line}\n")
+    columns = [tuple(c) for c in cfg.get("columns") or VISION_COLUMNS]
+    second_drop = next((m for stage, m, _ in columns if stage == "at_target" and m.endswith("_drop") and m != "retain_drop"), None)
     w(f"\n## Per start (mean ± sample std over seeds), primary target `{primary}`\n\n")
-    w("| rate | method | start | steps to target | retain acc @target | retain drop @target | test drop @target | "
-      "final forget | final retain | final test | MIA-SVC efficacy | MIA loss-LR |\n|" + "---|" * 12 + "\n")
+    w("| rate | method | start | steps to target | " + " | ".join(h for _, _, h in columns) + " |\n|" + "---|" * (4 + len(columns)) + "\n")
     for a in results["aggregates"]:
         st = a["steps"].get(primary) if a["iterative"] else None
         w(f"| {a['forget_rate']:g} | {a['method']} | θ_{a['start']} | {_steps_cell(st) if a['iterative'] else 'n/a (one-shot)'} | "
-          f"{_f(_stat(a, 'at_target', 'retain_acc'))} | {_f(_stat(a, 'at_target', 'retain_drop'))} | "
-          f"{_f(_stat(a, 'at_target', 'test_drop'))} | {_f(_stat(a, 'final', 'forget_acc'))} | "
-          f"{_f(_stat(a, 'final', 'retain_acc'))} | {_f(_stat(a, 'final', 'test_acc'))} | "
-          f"{_f(_stat(a, 'final', 'mia_svc_efficacy'))} | {_f(_stat(a, 'final', 'mia_loss_lr'))} |\n")
+          + " | ".join(_f(_stat(a, stage, m)) for stage, m, _ in columns) + " |\n")
     w("\n`≥`: some seeds never reached the target (counted at their budget); `*`: met at step 0 in some seed.\n")
     w("\n## θ_pre vs θ_grok (pre − grok, paired by seed, 95% bootstrap CI)\n\n")
-    w("| rate | method | steps ratio pre ÷ grok | steps diff | retain drop diff @target | test drop diff @target | "
-      "final retain drop diff | verdict |\n|" + "---|" * 8 + "\n")
+    second = f"{second_drop.replace('_', ' ')} diff @target | " if second_drop else ""
+    w(f"| rate | method | steps ratio pre ÷ grok | steps diff | retain drop diff @target | {second}"
+      "final retain drop diff | verdict |\n|" + "---|" * (8 if second_drop else 7) + "\n")
     for p in results["pairs"]:
         s = p["steps"].get(primary) if p["iterative"] else None
+        at = p["metrics"]["at_target"]
         w(f"| {p['forget_rate']:g} | {p['method']} | {_ratio_text(s['ratio']) if s else 'n/a'} | "
-          f"{_ci(s['diff'], '+.1f') if s else 'n/a'} | {_ci(p['metrics']['at_target'].get('retain_drop'))} | "
-          f"{_ci(p['metrics']['at_target'].get('test_drop'))} | {_ci(p['metrics']['final'].get('retain_drop'))} | "
-          f"{s['verdict'] if s else 'n/a'} / {p['collateral_verdict']} |\n")
+          f"{_ci(s['diff'], '+.1f') if s else 'n/a'} | {_ci(at.get('retain_drop'))} | "
+          + (f"{_ci(at.get(second_drop))} | " if second_drop else "")
+          + f"{_ci(p['metrics']['final'].get('retain_drop'))} | {s['verdict'] if s else 'n/a'} / {p['collateral_verdict']} |\n")
     specs = cfg["targets"]
     w("\n## Steps against target level (mean over seeds)\n\n| rate | method | start | " + " | ".join(f"`{t}`" for t in specs)
       + " |\n|" + "---|" * (3 + len(specs)) + "\n")
@@ -174,12 +183,13 @@ def render_markdown(results: Mapping[str, Any]) -> str:
 def _csv_rows(results: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     from ._aggregate import AGG_METRICS
 
+    metrics = results["config"].get("metrics") or AGG_METRICS
     specs = results["config"]["targets"]
     fields = ["method", "start", "forget_rate", "iterative", "n_seeds", "n_ok", "n_diverged", "total_steps_mean"]
     for t in specs:
         fields += [f"steps[{t}]_{k}" for k in ("mean", "std", "median", "n_reached", "n_met_at_start", "n_never", "lower_bound")]
     for stage in ("final", "at_target"):
-        fields += [f"{stage}_{m}_{k}" for m in AGG_METRICS for k in ("mean", "std")]
+        fields += [f"{stage}_{m}_{k}" for m in metrics for k in ("mean", "std")]
     rows = []
     for a in results["aggregates"]:
         row = {k: a[k] for k in fields[:8]}
@@ -187,7 +197,7 @@ def _csv_rows(results: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any
             st = a["steps"].get(t) or {}
             row.update({f"steps[{t}]_{k}": st.get(k) for k in ("mean", "std", "median", "n_reached", "n_met_at_start", "n_never", "lower_bound")})
         for stage in ("final", "at_target"):
-            for m in AGG_METRICS:
+            for m in metrics:
                 st = a["metrics"].get(stage, {}).get(m) or {}
                 row[f"{stage}_{m}_mean"], row[f"{stage}_{m}_std"] = st.get("mean"), st.get("std")
         rows.append(row)

@@ -3,9 +3,9 @@
 * ``modular``: (a + b) mod p, embedding + MLP (fastest; the test suite trains it end to end).
 * ``digits``: sklearn's bundled digits with Omnigrok's large-init MLP and MSE.
 * ``modular-transformer``: (a + b) mod p as tokens through a 1-layer transformer.
-* ``tofu-tiny`` (``LLM_PRESETS``): a tiny Llama on generated TOFU-style QA, trained with the HF Trainer.
 
-Each module's docstring gives the recipe and the numbers measured on the 2-core CPU.
+The LLM preset ``tofu-tiny`` lives with its domain (``grokplug/llm/preset.py``) and is registered by
+``grokplug.hooks.llm``. Each module's docstring gives the recipe and the numbers measured on the 2-core CPU.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ from __future__ import annotations
 from ._base import Preset, PresetData
 from .digits import DIGITS
 from .modular import MODULAR
-from .tofu_tiny import TOFU_TINY
 from .transformer import MODULAR_TRANSFORMER
 
-__all__ = ["BUILTIN_PRESETS", "DIGITS", "LLM_PRESETS", "MODULAR", "MODULAR_TRANSFORMER", "Preset", "PresetData", "TOFU_TINY"]
+__all__ = ["BUILTIN_PRESETS", "DIGITS", "MODULAR", "MODULAR_TRANSFORMER", "Preset", "PresetData"]
 
 BUILTIN_PRESETS: tuple[Preset, ...] = (MODULAR, DIGITS, MODULAR_TRANSFORMER)
 
-LLM_PRESETS: tuple[Preset, ...] = (TOFU_TINY,)
-"""Presets that fine-tune a causal LM (their own ``train`` loop; transformers is imported only when used)."""

@@ -39,7 +39,8 @@ class Preset:
     ``controls`` maps a control name to config overrides under which the run must *not* grok;
     ``control_label`` is the label the detector must give it. ``train``, when set, replaces the tensor
     loop of ``grokplug train``: ``train(preset, run_dir, **train_preset_kwargs) -> GrokReport`` (the LLM
-    presets train with the HF Trainer this way).
+    presets train with the HF Trainer this way). ``unlearn_domain`` names the registered domain whose
+    data, probe and evaluation the preset's runs use (:func:`grokplug.run_data`, :func:`grokplug.unlearn`).
     """
 
     name: str
@@ -52,6 +53,7 @@ class Preset:
     control_label: str = "memorization"
     detector_params: Mapping[str, Any] = field(default_factory=dict)
     train: Callable[..., Any] | None = None
+    unlearn_domain: str = "vision"
 
     @property
     def domain(self) -> str:

@@ -1,26 +1,22 @@
-"""Count optimizer updates until the forget accuracy reaches a target, without touching method code.
+"""The vision probe of the step monitor: top-1 accuracy on the forget and retain loaders.
 
-The monitor registers PyTorch's *global* optimizer post-step hook, so it sees the updates of
-optimizers a method builds inside itself (OPTML, DeepUnlearn, Bad Teacher all do). Every
-``eval_every`` updates it measures forget and retain accuracy, fires ``grokplug_on_unlearn_step``
-and, once the target is reached (or a plugin asks), stops the method by raising from the hook.
+The monitor itself (PyTorch's global optimizer post-step hook, target, trail) is domain-neutral and
+lives in :mod:`grokplug._monitor`; ``resolve_target`` in :mod:`grokplug._targets` (both re-exported here).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.data import DataLoader
 
-from ..errors import DivergedError, UsageError
+from .._monitor import Probe, StopUnlearning
+from .._monitor import StepMonitor as _CoreStepMonitor
+from .._targets import resolve_target
+from ..errors import DivergedError
 
-
-class StopUnlearning(Exception):
-    """Raised inside the optimizer hook to end a method early; caught by :class:`StepMonitor`."""
+__all__ = ["StepMonitor", "StopUnlearning", "accuracy_probe", "loader_accuracy", "resolve_target"]
 
 
 @torch.no_grad()
@@ -69,51 +65,8 @@ def _plain_tensors(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor] | No
     return dataset.tensors[0], dataset.tensors[1]
 
 
-def resolve_target(spec: str | float | None, start: Mapping[str, float], retrain: Mapping[str, float] | None = None) -> float | None:
-    """Turn a target spec into a forget-accuracy threshold (reached when forget_acc ≤ threshold).
-
-    * a number in [0, 1]: that forget accuracy;
-    * ``"test"``: the start model's test accuracy (forget set looks like unseen data);
-    * ``"retrain"``: the forget accuracy of a model retrained on retain only (``retrain`` metrics;
-      :func:`grokplug.unlearn` computes them for preset runs);
-    * ``"frac:F"``: F × the start model's forget accuracy (meaningful for both starts);
-    * ``None`` / ``"none"``: no target (run the method's full budget).
-    """
-    if spec is None or spec == "none":
-        return None
-    if isinstance(spec, (int, float)) or _is_number(spec):
-        value = float(spec)
-        if not 0.0 <= value <= 1.0:
-            raise UsageError(f"target forget accuracy must lie in [0, 1], got {value}")
-        return value
-    if spec == "test":
-        return float(start["test_acc"])
-    if spec == "retrain":
-        if retrain is None:
-            raise UsageError("target 'retrain' needs a retrained-on-retain reference (pass retrain_metrics=)")
-        return float(retrain["forget_acc"])
-    if isinstance(spec, str) and spec.startswith("frac:") and _is_number(spec[5:]):
-        fraction = float(spec[5:])
-        if not 0.0 < fraction <= 1.0:
-            raise UsageError(f"target fraction must lie in (0, 1], got {fraction}")
-        return fraction * float(start["forget_acc"])
-    raise UsageError(f"unknown target {spec!r}; use a number in [0,1], 'test', 'retrain', 'frac:F' or 'none'")
-
-
-def _is_number(text: Any) -> bool:
-    try:
-        float(text)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-class StepMonitor:
-    """Use as a context manager around a method's run.
-
-    :param target: forget-accuracy threshold, or ``None`` to only record the trail.
-    :param on_eval: called with ``(step, metrics)``; returns ``True`` to stop (the plugin hook).
-    """
+class StepMonitor(_CoreStepMonitor):
+    """The core :class:`grokplug._monitor.StepMonitor` with the vision probe: accuracy on two loaders."""
 
     def __init__(
         self,
@@ -124,50 +77,19 @@ class StepMonitor:
         target: float | None,
         eval_every: int = 1,
         stop_at_target: bool = True,
-        on_eval: Callable[[int, dict[str, float]], bool] | None = None,
+        on_eval: Callable[[int, dict[str, float]], bool | None] | None = None,
         max_eval_batches: int | None = None,
     ) -> None:
-        if eval_every < 1:
-            raise UsageError(f"eval_every must be >= 1, got {eval_every}")
-        self.model, self.forget, self.retain = model, forget, retain
-        self.target, self.eval_every, self.stop_at_target = target, eval_every, stop_at_target
-        self.on_eval, self.max_eval_batches = on_eval, max_eval_batches
-        self.steps = 0
-        self.steps_to_target: int | None = None
-        self.met_at_start = False
-        self.stopped_early = False
-        self.trail: list[tuple[int, float, float]] = []
-        self._handle: Any = None
+        self.forget, self.retain = forget, retain
+        super().__init__(model, accuracy_probe(forget, retain, max_eval_batches), target=target, eval_every=eval_every,
+                         stop_at_target=stop_at_target, on_eval=on_eval)
 
-    def _evaluate(self) -> bool:
-        """Record a trail point; returns whether to stop."""
-        forget_acc = loader_accuracy(self.model, self.forget, self.max_eval_batches)
-        retain_acc = loader_accuracy(self.model, self.retain, self.max_eval_batches)
-        if math.isnan(forget_acc) or math.isnan(retain_acc):
-            raise DivergedError("forget or retain accuracy is NaN during unlearning")
-        self.trail.append((self.steps, forget_acc, retain_acc))
-        stop = bool(self.on_eval(self.steps, {"forget_acc": forget_acc, "retain_acc": retain_acc})) if self.on_eval else False
-        if self.target is not None and self.steps_to_target is None and forget_acc <= self.target:
-            self.steps_to_target = self.steps
-            self.met_at_start = self.steps == 0
-            stop = stop or (self.stop_at_target and self.steps > 0)
-        return stop
 
-    def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        self.steps += 1
-        if self.steps % self.eval_every == 0 and self._evaluate():
-            self.stopped_early = True
-            raise StopUnlearning
+def accuracy_probe(forget: DataLoader, retain: DataLoader, max_batches: int | None = None) -> Probe:
+    """The monitor's probe for classifiers: top-1 accuracy on the forget and retain loaders."""
 
-    def __enter__(self) -> StepMonitor:
-        self._evaluate()  # step 0: where the start stands (the target may already hold)
-        self._handle = register_optimizer_step_post_hook(self._after_step)
-        return self
+    def probe(model: torch.nn.Module) -> dict[str, float]:
+        return {"forget_acc": loader_accuracy(model, forget, max_batches),
+                "retain_acc": loader_accuracy(model, retain, max_batches)}
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-        if exc_type is None and (not self.trail or self.trail[-1][0] != self.steps):
-            self._evaluate()  # the final state, if the last update was between evaluations
-        return exc_type is StopUnlearning
+    return probe

@@ -15,7 +15,6 @@ import grokplug
 from grokplug import hookimpl
 from grokplug._method import UnlearningMethod
 from grokplug._rundir import RunDir
-from grokplug._unlearn import preset_unlearning_data
 from grokplug.cli import main
 from grokplug.errors import DivergedError, GrokplugWarning, UsageError
 from grokplug.vision.data import ForgetSplit
@@ -37,7 +36,7 @@ class _Recorder:
 def test_overlapping_forget_and_retain_are_refused_before_any_update(memorized_preset_run, tmp_path, pm):
     recorder = _Recorder()
     pm.register(recorder, name="recorder")
-    data = preset_unlearning_data(memorized_preset_run, forget_rate=0.15, seed=0)
+    data = grokplug.run_data(memorized_preset_run, forget_rate=0.15, seed=0)
     split = data.split
     leaked = ForgetSplit(split.kind, split.forget, tuple(sorted(split.retain + split.forget[:3])), split.seed, split.rate)
     with pytest.raises(UsageError) as info:
@@ -51,7 +50,7 @@ def test_overlapping_forget_and_retain_are_refused_before_any_update(memorized_p
 def test_empty_forget_set_is_refused(memorized_preset_run, tmp_path, pm, capsys):
     recorder = _Recorder()
     pm.register(recorder, name="recorder")
-    data = preset_unlearning_data(memorized_preset_run, forget_rate=0.15, seed=0)
+    data = grokplug.run_data(memorized_preset_run, forget_rate=0.15, seed=0)
     x, y = data.retain.dataset.tensors
     empty = DataLoader(TensorDataset(x[:0], y[:0]), batch_size=8)
     with pytest.raises(UsageError, match="the forget set is empty; there is nothing to unlearn"):

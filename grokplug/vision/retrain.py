@@ -6,12 +6,12 @@ from typing import Any
 
 import torch
 
-from ._resolve import Source, run_dir_of
-from ._train import preset_loss
-from .errors import UsageError
-from .plugins import get_plugin_manager
-from .vision.data import VisionData
-from .vision.monitor import loader_accuracy
+from .._resolve import Source, run_dir_of
+from .._train import preset_loss
+from ..errors import UsageError
+from ..plugins import get_plugin_manager
+from .data import VisionData
+from .monitor import loader_accuracy
 
 
 def _tensors(loader: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from ._base import Preset, PresetData
+from ..presets._base import Preset, PresetData
 
 __all__ = ["TOFU_TINY", "make_tofu_data", "make_tofu_model"]
 
@@ -47,7 +47,7 @@ def make_tofu_data(config: Mapping[str, Any], seed: int) -> PresetData:
     Bookkeeping for the tracker and for analysis code that wants tensors; training itself goes through
     open-unlearning's ``QADataset`` and collator (:mod:`grokplug.llm.train`).
     """
-    from grokplug.llm.train import tofu_data
+    from .train import tofu_data
 
     data = tofu_data(config, seed)
     tensors = {}
@@ -66,17 +66,17 @@ def make_tofu_data(config: Mapping[str, Any], seed: int) -> PresetData:
 
 def make_tofu_model(config: Mapping[str, Any], seed: int) -> torch.nn.Module:
     """The untrained model of a tofu config (the tiny Llama, or ``config["model"]`` loaded by name/path)."""
-    from grokplug.llm.model import model_from_config
+    from .model import model_from_config
 
     if not config.get("model") and not config.get("vocab_size"):  # a fresh config: size the vocab from the data
-        from grokplug.llm.train import tofu_data
+        from .train import tofu_data
 
         config = {**config, "vocab_size": len(tofu_data(config, seed).tokenizer)}
     return model_from_config(config, None, seed)
 
 
 def _train(preset: Preset, run_dir: Any, **kwargs: Any) -> Any:
-    from grokplug.llm.train import train_tofu
+    from .train import train_tofu
 
     return train_tofu(preset, run_dir, **kwargs)
 
@@ -117,4 +117,5 @@ TOFU_TINY = Preset(
     controls={"no-grok": {"weight_decay": 0.0}},
     control_label="memorization",
     train=_train,
+    unlearn_domain="llm",
 )
