@@ -15,7 +15,6 @@ import torch
 from accelerate import Accelerator
 
 import grokplug
-from grokplug._train import evaluate_preset, preset_loss
 
 
 def main() -> None:
@@ -43,12 +42,12 @@ def main() -> None:
     start = tracker.restore(accelerator.unwrap_model(model), optimizer)  # every rank resumes at the same step
     for step in range(start, int(config["max_steps"]) + 1):
         if step % every == 0 and not (start and step == start):
-            metrics = evaluate_preset(accelerator.unwrap_model(model), data, config)
+            metrics = grokplug.evaluate_preset(accelerator.unwrap_model(model), data, config)
             tracker.log_eval(step, model=accelerator.unwrap_model(model), **metrics)
         if step == int(config["max_steps"]):
             break
         optimizer.zero_grad()
-        accelerator.backward(preset_loss(config, model(x), y, data.num_classes))
+        accelerator.backward(grokplug.preset_loss(config, model(x), y, data.num_classes))
         tracker.before_optimizer_step(model, step)
         optimizer.step()
     report = tracker.close()

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 import grokplug
-from grokplug._rundir import RunDir
 
 
 # --- an existing unlearning method, unchanged --------------------------------------------------
@@ -43,7 +42,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    run = RunDir(args.run_dir)
+    run = grokplug.RunDir(args.run_dir)
     preset = grokplug.get_plugin_manager().presets.get(run.config["preset"])
     data = preset.make_data(run.config, run.seed)
     n_forget = max(1, int(args.forget_rate * len(data.forget_eligible)))

@@ -55,6 +55,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` pairs as a dict (values read as JSON when they parse, else kept as text)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--set expects NAME=VALUE, got {pair!r}")
+        try:
+            out[name] = json.loads(raw)
+        except ValueError:
+            out[name] = raw
+    return out
+
+
 def log(accelerator: Any, message: str) -> None:
     if accelerator.is_main_process:
         print(message, file=sys.stderr, flush=True)
@@ -64,9 +80,7 @@ def train_or_reuse(args: argparse.Namespace, accelerator: Any) -> Path:
     from grokplug import RunDir, train_preset
 
     run_dir = Path(args.run_dir)
-    from grokplug.cli import _hparams
-
-    overrides = _hparams(args.set)
+    overrides = parse_settings(args.set)
     overrides.update({k: v for k, v in (("model", args.model), ("dataset", args.dataset)) if v is not None})
     if RunDir.exists(run_dir) and RunDir(run_dir).status == "finished":
         recorded = RunDir(run_dir).config
@@ -84,13 +98,14 @@ def train_or_reuse(args: argparse.Namespace, accelerator: Any) -> Path:
 
 def same_start_everywhere(run_dir: Path, phase: str, accelerator: Any) -> list[str]:
     """Every rank hashes the checkpoint file it will load; all hashes (one per rank) must agree."""
+    import hashlib
+
     from accelerate.utils import gather_object
 
     from grokplug import request_checkpoint
-    from grokplug._atomic import sha256_file
 
     ref = request_checkpoint(run_dir, phase, fallback="final")
-    digests = gather_object([sha256_file(ref.path)])
+    digests = gather_object([hashlib.sha256(Path(ref.path).read_bytes()).hexdigest()])
     if len(set(digests)) != 1 or digests[0] != ref.sha256:
         raise SystemExit(f"ranks disagree on the θ_{phase} checkpoint: {digests}")
     return digests
@@ -129,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from accelerate.utils import gather_object
 
     import grokplug
-    from grokplug._unlearn import result_to_dict
-    from grokplug.llm.unlearn import LLMRunData, _evaluate, retain_reference, unlearn_llm
+    from grokplug.llm import LLMRunData, evaluate_tofu, retain_reference
 
     accelerator = Accelerator(cpu=args.cpu or not torch.cuda.is_available())
     run_dir = train_or_reuse(args, accelerator)
@@ -161,17 +175,18 @@ def run(args: argparse.Namespace) -> int:
             params["learning_rate"] = args.lr
         elif lora:
             params["learning_rate"] = 1e-3  # adapters start at zero: they need a larger step than full weights
-        result = unlearn_llm(name, run_dir, start=start, forget_split=args.forget_split, lora=lora, seed=args.seed,
-                             hparams=params, target=args.target, fallback="final", retain_reference_eval=reference,
-                             evaluate=False, data=data, accelerator=accelerator, eval_every=args.eval_every)
-        row = result_to_dict(result)
+        result = grokplug.unlearn(name, source=run_dir, splits=data, start=start, lora=lora, seed=args.seed,
+                                  hparams=params, target=args.target, fallback="final", retain_reference_eval=reference,
+                                  evaluate=False, accelerator=accelerator, eval_every=args.eval_every)
+        row = grokplug.result_to_dict(result)
         row.update(start=start, method=spec)
         finished.append((row, result.model))
     # Evaluate: jobs are shared out between the ranks, results gathered on every rank.
     mine = []
     for index, (_, model) in enumerate(finished):
         if index % accelerator.num_processes == accelerator.process_index:
-            evaluation = _evaluate(model, data, reference, eval_kwargs)
+            evaluation = evaluate_tofu(model, data.tokenizer, data.splits, forget_split=data.forget_split,
+                                       retain_reference=reference, **eval_kwargs)
             mine.append((index, {k: v for k, v in evaluation.items() if isinstance(v, (int, float)) or v is None}))
     gathered = dict(gather_object(mine))
     if accelerator.is_main_process:

@@ -46,7 +46,6 @@ def print_table(rows: list[dict]) -> None:
 
 
 def compare_starts(source, methods, *, seed, target, data=None, model_factory=None, fallback="final") -> list[dict]:
-    from grokplug._unlearn import result_to_dict
 
     rows = []
     for method in methods:
@@ -56,7 +55,7 @@ def compare_starts(source, methods, *, seed, target, data=None, model_factory=No
                 method, model, data, source=source, start=start, seed=seed, target=target, fallback=fallback,
                 forget_rate=None if data else 0.15,
             )
-            row = result_to_dict(result)
+            row = grokplug.result_to_dict(result)
             row["start"] = start
             rows.append(row)
     return rows

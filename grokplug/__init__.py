@@ -35,7 +35,7 @@ from .plugins import get_plugin_manager
 _LAZY: dict[str, str] = {
     "GrokReport": "grokplug._detect",
     "PhaseChange": "grokplug._detect",
-    "OnlineDetector": "grokplug._detect",
+    "OnlineDetector": "grokplug._online",
     "detect_phases": "grokplug._api",
     "GrokTracker": "grokplug._tracker",
     "GrokTrackerCallback": "grokplug._hf",
@@ -46,6 +46,9 @@ _LAZY: dict[str, str] = {
     "build_model": "grokplug._resolve",
     "grok_aware": "grokplug._decorator",
     "train_preset": "grokplug._train",
+    "evaluate_preset": "grokplug._train",
+    "preset_loss": "grokplug._train",
+    "result_to_dict": "grokplug._unlearn",
     "Preset": "grokplug.presets._base",
     "PresetData": "grokplug.presets._base",
     "unlearn": "grokplug._unlearn",
@@ -83,11 +86,14 @@ __all__ = [
     "build_model",
     "compare",
     "detect_phases",
+    "evaluate_preset",
     "get_plugin_manager",
     "grok_aware",
     "hookimpl",
     "load_checkpoint",
+    "preset_loss",
     "request_checkpoint",
+    "result_to_dict",
     "retrain_reference",
     "run_data",
     "sweep_strength",
@@ -112,17 +118,18 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from ._api import detect_phases
     from ._decorator import grok_aware
-    from ._detect import GrokReport, OnlineDetector, PhaseChange
+    from ._detect import GrokReport, PhaseChange
     from ._domain import UnlearningDomain
     from ._hf import GrokTrackerCallback
     from ._method import UnlearningMethod
+    from ._online import OnlineDetector
     from ._resolve import build_model, load_checkpoint, request_checkpoint
     from ._retention import RetentionPolicy
     from ._rundir import RunDir
     from ._sweep import sweep_strength
     from ._tracker import GrokTracker
-    from ._train import train_preset
-    from ._unlearn import run_data, unlearn
+    from ._train import evaluate_preset, preset_loss, train_preset
+    from ._unlearn import result_to_dict, run_data, unlearn
     from ._unlearn_types import UnlearnContext, UnlearnResult
     from .compare import CompareResult, compare
     from .presets._base import Preset, PresetData

@@ -29,9 +29,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ._theta_rules import choose_grok, choose_pre, pct
 from .errors import UsageError
 
-__all__ = ["DEFAULT_PARAMS", "GrokReport", "OnlineDetector", "PhaseChange", "detect_phases_builtin"]  # noqa: F822 (lazy)
+__all__ = ["DEFAULT_PARAMS", "GrokReport", "PhaseChange", "detect_phases_builtin"]
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "smooth_w": 3,  # trailing-median window, in evals
@@ -212,10 +213,6 @@ def _trend_start(start: int, n: int, p: Mapping[str, Any]) -> int:
     return max(start, n - max(p["patience"], (n - start) // 2))
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def detect_phases_builtin(
     history: Iterable[Mapping[str, Any]], *, checkpoint_steps: Iterable[int] | None = None, **params: Any
 ) -> GrokReport:
@@ -247,8 +244,6 @@ def detect_phases_builtin(
     wanted = None if checkpoint_steps is None else {int(s) for s in checkpoint_steps}
     saved = [wanted is None or s in wanted for s in steps]
     i_mem, i_onset, i_gen = _classify(rep, steps, sm_train, sm_val, p)
-    from ._online import choose_grok, choose_pre  # the θ rules live beside the protected set mirroring them
-
     pre, rep.pre_rule, why = choose_pre(steps, sm_val, saved, i_mem, i_onset, p)
     rep.pre_step = None if pre is None else steps[pre]
     rep.reasons.append(f"θ_pre ({rep.pre_rule}): {why}" + ("" if pre is None else f" -> step {rep.pre_step}"))
@@ -333,12 +328,3 @@ def _classify(
         f"after t_mem ({'>=' if gap_ok else '<'} gap_min_evals {p['gap_min_evals']}) -> {rep.label}"
     )
     return i_mem, i_onset, i_gen
-
-
-def __getattr__(name: str) -> Any:
-    # OnlineDetector lives in _online.py, which imports this module: load it on first use (no import cycle).
-    if name == "OnlineDetector":
-        from ._online import OnlineDetector
-
-        return OnlineDetector
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ _LAZY = {
     "train_tokenizer": "model", "load_tokenizer": "model", "tiny_causal_lm": "model", "load_causal_lm": "model",
     "train_tofu": "train", "unlearn_llm": "unlearn", "retain_reference": "run_data",
     "LLMRunData": "run_data", "llm_run_data": "run_data", "LLMUnlearnData": "methods", "LLMDomain": "domain",
-    "TOFU_TINY": "preset",
+    "TOFU_TINY": "preset", "evaluate_tofu": "evaluation",
     "wrap_lora": "lora", "save_adapter": "lora", "load_adapter": "lora",
 }
 __all__ = sorted(_LAZY)

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from .._targets import resolve_target
 from .._unlearn_types import UnlearnContext, UnlearnResult
 from ..errors import DivergedError, UsageError
-from ..vision.monitor import resolve_target
 
 __all__ = ["TrainerStepMonitor"]
 

@@ -1,0 +1,88 @@
+"""Layers of the package, read from its source: the core imports no domain, domains do not import each other,
+nothing below the CLI imports the CLI, and no two modules import each other (directly or round a cycle)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from import_graph import ROOT, cycles, graph, module_files
+
+DOMAINS = ("grokplug.vision", "grokplug.llm")
+
+
+def _is_core(module: str) -> bool:
+    """grokplug/_*.py, plugins.py and compare/: the domain-neutral core."""
+    rest = module.removeprefix("grokplug.")
+    return module != "grokplug" and (rest.startswith("_") or rest == "plugins" or rest.split(".")[0] == "compare")
+
+
+def _domain(module: str) -> str | None:
+    return next((d for d in DOMAINS if module == d or module.startswith(d + ".")), None)
+
+
+def test_the_graph_sees_function_level_imports():
+    edges = graph()
+    # grokplug.vision.domain imports grokplug._domain at module level; compare's cells import the orchestrator inside a function
+    assert "grokplug._domain" in edges["grokplug.vision.domain"]
+    assert "grokplug._unlearn" in edges["grokplug.compare._matrix"]
+    assert "grokplug.vision.metrics" in edges["grokplug.hooks.vision"]  # an import inside a hook implementation
+
+
+def test_the_core_imports_no_domain():
+    edges = graph()
+    core = [m for m in edges if _is_core(m)]
+    assert {"grokplug._unlearn", "grokplug.plugins", "grokplug.compare", "grokplug.compare._matrix"} <= set(core)
+    bad = sorted((m, t) for m in core for t in edges[m] if _domain(t))
+    assert bad == []
+
+
+def test_sibling_domains_do_not_import_each_other():
+    edges = graph()
+    bad = sorted((m, t) for m in edges for t in edges[m] if _domain(m) and _domain(t) and _domain(m) != _domain(t))
+    assert bad == []
+
+
+def test_nothing_below_the_cli_imports_it():
+    edges = graph()
+    assert sorted(m for m in edges if "grokplug.cli" in edges[m]) == []
+
+
+def test_no_import_cycles():
+    assert cycles(graph()) == []
+
+
+def test_the_checks_can_fail():
+    """The same checks on a graph with the faults they look for (independent of the real tree)."""
+    faulty = {"grokplug._unlearn": {"grokplug.vision.data"}, "grokplug.vision.data": {"grokplug.llm.qa"},
+              "grokplug.llm.qa": {"grokplug._unlearn"}}
+    assert cycles(faulty) == [["grokplug._unlearn", "grokplug.llm.qa", "grokplug.vision.data"]]
+    assert _is_core("grokplug._unlearn") and _domain("grokplug.vision.data") == "grokplug.vision"
+    assert not _is_core("grokplug.vision.domain") and not _is_core("grokplug")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)
+def test_examples_use_public_names_only(path: Path):
+    """No ``grokplug._private`` module and no ``_private`` name imported from grokplug."""
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("grokplug"):
+            parts = node.module.split(".")  # type: ignore[union-attr]
+            bad += [node.module for p in parts if p.startswith("_")]
+            bad += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+        elif isinstance(node, ast.Import):
+            bad += [a.name for a in node.names if a.name.startswith("grokplug") and any(p.startswith("_") for p in a.name.split("."))]
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id == "grokplug":
+                bad.append(ast.unparse(node))
+    assert bad == []
+
+
+def test_every_module_is_in_the_graph():
+    files = module_files()
+    assert "grokplug.hooks.specs" in files and "grokplug.adapters.trainer" in files and "grokplug._unlearn" in files
