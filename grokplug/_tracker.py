@@ -21,7 +21,8 @@ import torch
 
 from . import _store
 from ._atomic import RunLock, sha256_ints
-from ._detect import GrokReport, OnlineDetector, PhaseChange
+from ._detect import GrokReport, PhaseChange
+from ._online import OnlineDetector
 from ._paths import clear_run
 from ._resolve import unwrap_model
 from ._retention import RetentionPolicy

@@ -69,3 +69,17 @@ def modular_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def digits_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real `digits` run (~25 s), shared by the whole session."""
     return _train_once(tmp_path_factory, "digits")
+
+
+@pytest.fixture(scope="session")
+def tofu_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `tofu-tiny` run shrunk to ~20 s (support_llm.TOFU_TINY_TEST), shared by the session; read only."""
+    from support_llm import TOFU_TINY_TEST
+
+    from grokplug._train import train_preset
+
+    reset_plugin_manager()
+    path = tmp_path_factory.mktemp("session-tofu") / "tofu-tiny"
+    train_preset("tofu-tiny", path, seed=0, overrides=TOFU_TINY_TEST, progress=False)
+    reset_plugin_manager()
+    return path

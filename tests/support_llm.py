@@ -98,3 +98,14 @@ def answer_nll(model: Any, dataset: Any, *, key: str = "forget") -> float:
 def answer_prob(model: Any, dataset: Any, *, key: str = "forget") -> float:
     """exp(-mean NLL): a forget score where lower = more forgotten."""
     return float(torch.exp(torch.tensor(-answer_nll(model, dataset, key=key))))
+
+
+#: tofu-tiny shrunk to seconds: 2 authors (40 QA), a 1-layer model, small evaluation splits
+TOFU_TINY_TEST = {
+    "n_authors": 2,
+    "data_args": {"n_real_authors": 4, "n_world_facts": 4, "generalization_size": 16},
+    "hidden": 32, "layers": 1, "heads": 2, "intermediate": 64,
+    "lr": 1e-2, "batch_size": 8, "warmup_steps": 0, "max_steps": 75, "eval_every": 10, "save_every": 10,
+}
+#: TOFU evaluation settings small enough for the fast suite
+TOFU_EVAL_TEST = {"max_new_tokens": 12, "batch_size": 16}

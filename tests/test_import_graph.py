@@ -7,7 +7,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from import_graph import ROOT, cycles, graph, module_files
 
 DOMAINS = ("grokplug.vision", "grokplug.llm")

@@ -1,0 +1,170 @@
+"""One orchestrator for every entry point: a vision method by name and a third-party Trainer class on a
+TOFU-style run go through the same ``grokplug._unlearn.unlearn``; every run is seeded (random, numpy, torch)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from support_llm import TOFU_EVAL_TEST
+from transformers import Trainer
+
+import grokplug
+import grokplug._unlearn as orchestrator
+from grokplug import UnlearningMethod, hookimpl
+from grokplug.adapters import TrainerAdapter
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    @hookimpl
+    def grokplug_before_unlearn(self, context):
+        self.events.append(("before", context.method, context.config["domain"], context.start.phase))
+
+    @hookimpl
+    def grokplug_on_unlearn_step(self, context, step, metrics):
+        self.events.append(("step", step, dict(metrics)))
+
+    @hookimpl
+    def grokplug_after_unlearn(self, context, result):
+        self.events.append(("after", result.total_steps))
+
+
+@pytest.fixture
+def spied(pm, monkeypatch):
+    """The hook recorder plus the seeds the orchestrator set (it seeds every run once, first thing)."""
+    seeds: list[int] = []
+    real = orchestrator._seed_everything
+    monkeypatch.setattr(orchestrator, "_seed_everything", lambda seed: (seeds.append(seed), real(seed)))
+    recorder = Recorder()
+    pm.register(recorder, name="recorder")
+    return recorder, seeds
+
+
+def test_a_vision_method_by_name_goes_through_the_orchestrator(modular_run_dir, spied):
+    recorder, seeds = spied
+    result = grokplug.unlearn("ga", source=modular_run_dir, start="grok", seed=5, forget_rate=0.15, target="frac:0.5",
+                              hparams={"epochs": 2})
+    assert seeds == [5]
+    kinds = [e[0] for e in recorder.events]
+    assert kinds[0] == "before" and kinds[-1] == "after" and set(kinds[1:-1]) == {"step"}
+    assert recorder.events[0][1:] == ("ga", "vision", "grok")
+    assert [e[1] for e in recorder.events if e[0] == "step"] == [p[0] for p in result.trail]
+    # step 0 is θ_grok on the forget set, computed here by hand from the split's positions
+    model = grokplug.build_model(modular_run_dir)
+    grokplug.load_checkpoint(model, modular_run_dir, "grok")
+    run = grokplug.RunDir(modular_run_dir)
+    preset = grokplug.get_plugin_manager().presets.get(run.config["preset"])
+    tensors = preset.make_data(run.config, run.seed or 0)
+    forget = torch.tensor(result.metrics["split"]["forget"])
+    with torch.no_grad():
+        by_hand = (model(tensors.train_x[forget]).argmax(-1) == tensors.train_y[forget]).float().mean().item()
+    assert recorder.events[1][2]["forget_acc"] == pytest.approx(by_hand, abs=1e-9)
+    assert result.config["domain"] == "vision" and result.start.sha256 == grokplug.request_checkpoint(modular_run_dir, "grok").sha256
+
+
+class OldStyleAscent(Trainer):
+    """Written the way open-unlearning writes its trainers: old compute_loss signature, forget batches."""
+
+    def compute_loss(self, model, inputs, return_outputs=False):
+        forget = inputs["forget"]
+        outputs = model(input_ids=forget["input_ids"], attention_mask=forget["attention_mask"], labels=forget["labels"])
+        return (-outputs.loss, outputs) if return_outputs else -outputs.loss
+
+
+def _answer_accuracy_by_hand(model: Any, dataset: Any) -> float:
+    """Mean over rows of the teacher-forced answer-token accuracy (prediction at t scores the token at t + 1)."""
+    rows = []
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            item = dataset[i]
+            ids, labels = item["input_ids"][None], item["labels"]
+            logits = model(input_ids=ids).logits[0]
+            pred, gold = logits[:-1].argmax(-1), labels[1:]
+            keep = gold != -100
+            rows.append((pred[keep] == gold[keep]).float().mean().item())
+    return float(np.mean(rows))
+
+
+def test_a_trainer_adapter_on_a_tofu_run_goes_through_the_same_orchestrator(tofu_run_dir, spied):
+    recorder, seeds = spied
+    adapter = TrainerAdapter(OldStyleAscent)
+    result = grokplug.unlearn(adapter, source=tofu_run_dir, start="pre", target="frac:0.5", evaluate=False,
+                              hparams={"max_steps": 2, "learning_rate": 1e-3})
+    assert seeds == [0]
+    assert recorder.events[0][1:] == ("OldStyleAscent", "llm", "pre")
+    assert [e[1] for e in recorder.events if e[0] == "step"] == [0, 1, 2] and recorder.events[-1] == ("after", 2)
+    assert result.start.sha256 == grokplug.request_checkpoint(tofu_run_dir, "pre").sha256
+    model = grokplug.build_model(tofu_run_dir)
+    grokplug.load_checkpoint(model, tofu_run_dir, "pre")
+    data = grokplug.run_data(tofu_run_dir, forget_split="forget10")
+    assert result.trail[0][1] == pytest.approx(_answer_accuracy_by_hand(model.eval(), data.forget), abs=1e-6)
+    assert result.trail[-1][1] < result.trail[0][1]  # ascent made the forget answers less likely
+    assert result.metrics["target_forget_acc"] == pytest.approx(0.5 * result.trail[0][1])
+    assert not (tofu_run_dir / "reference").exists()  # no target or metric needed the retain model
+
+
+class NumpyNoise(UnlearningMethod):
+    """Adds numpy noise to every weight, and a `random` scale: two draws the seed must fix."""
+
+    name = "numpy-noise"
+    domain = "vision"
+    iterative = False
+
+    def run(self, model, data):
+        scale = 0.1 + random.random()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.from_numpy(np.random.normal(0.0, scale, tuple(p.shape))).to(p.dtype))
+        return model
+
+
+def _weights(result) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in result.model.state_dict().items()}
+
+
+def test_every_run_is_seeded_random_numpy_and_torch(modular_run_dir):
+    method = NumpyNoise()
+    runs = [grokplug.unlearn(method, source=modular_run_dir, start="pre", seed=s, target="none") for s in (3, 3, 4)]
+    first, again, other = (_weights(r) for r in runs)
+    assert all(torch.equal(first[k], again[k]) for k in first)  # same seed: the same numpy and random draws
+    assert not all(torch.equal(first[k], other[k]) for k in first)  # another seed: other draws
+    assert runs[0].metrics["forget_acc"] == runs[1].metrics["forget_acc"]
+
+
+def test_compare_cells_are_seeded(modular_run_dir, tmp_path, pm):
+    class Plugin:
+        @hookimpl
+        def grokplug_register_methods(self, register):
+            register("numpy-noise", NumpyNoise())
+
+    pm.register(Plugin(), name="numpy-noise-plugin")
+    kwargs = {"seeds": [3], "forget_rates": [0.15], "n_boot": 10, "targets": ["frac:0.5"], "recompute": True}
+    a = grokplug.compare(modular_run_dir, ["numpy-noise"], out=tmp_path / "a", **kwargs)
+    b = grokplug.compare(modular_run_dir, ["numpy-noise"], out=tmp_path / "b", **kwargs)
+    finals = [[c["final"] for c in r.results["cells"]] for r in (a, b)]
+    assert len(finals[0]) == 2 and finals[0] == finals[1]  # θ_pre and θ_grok cells, equal across the two calls
+
+
+def test_the_retain_model_is_trained_only_when_needed_and_reused(tofu_run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tofu_run_dir, run)
+    common = {"source": run, "start": "pre", "hparams": {"max_steps": 1}, "eval_kwargs": TOFU_EVAL_TEST}
+    plain = grokplug.unlearn("llm-ga", target="frac:0.5", evaluate=False, **common)
+    assert not (run / "reference").exists() and plain.config["retrain_metrics"] is None
+    retrain = grokplug.unlearn("llm-ga", target="retrain", evaluate=False, **common)
+    reference = grokplug.RunDir(run / "reference" / "retain90")
+    assert reference.status == "finished"
+    weights = sorted((run / "reference").rglob("*.safetensors"))
+    stamps = {p: p.stat().st_mtime_ns for p in weights}
+    assert retrain.metrics["target_forget_acc"] == pytest.approx(retrain.config["retrain_metrics"]["forget_acc"])
+    reused = grokplug.unlearn("llm-ga", target="frac:0.5", evaluate=True, **common)  # found in the run dir: reused
+    assert reused.metrics["forget_quality"] is not None
+    assert {p: p.stat().st_mtime_ns for p in weights} == stamps  # not retrained
