@@ -23,7 +23,8 @@ specification (never more); and an implementation argument with a default is **n
 """
 
 _PHASES = (
-    ("Registration", ("grokplug_register_methods", "grokplug_register_metrics", "grokplug_register_presets")),
+    ("Registration", ("grokplug_register_methods", "grokplug_register_metrics", "grokplug_register_presets",
+                      "grokplug_register_domains")),
     (
         "Checkpoints",
         ("grokplug_resolve_checkpoint", "grokplug_on_checkpoint_saved", "grokplug_detect_phases", "grokplug_on_phase_change"),

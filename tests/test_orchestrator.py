@@ -24,7 +24,7 @@ class Recorder:
 
     @hookimpl
     def grokplug_before_unlearn(self, context):
-        self.events.append(("before", context.method, context.config["domain"], context.start.phase))
+        self.events.append(("before", context.method, context.config["domain"], getattr(context.start, "phase", None)))
 
     @hookimpl
     def grokplug_on_unlearn_step(self, context, step, metrics):
@@ -168,3 +168,90 @@ def test_the_retain_model_is_trained_only_when_needed_and_reused(tofu_run_dir, t
     reused = grokplug.unlearn("llm-ga", target="frac:0.5", evaluate=True, **common)  # found in the run dir: reused
     assert reused.metrics["forget_quality"] is not None
     assert {p: p.stat().st_mtime_ns for p in weights} == stamps  # not retrained
+
+
+class ToyData:
+    def __init__(self) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.forget_x, self.retain_x = torch.randn(16, 4, generator=gen), torch.randn(32, 4, generator=gen)
+        self.forget_y, self.retain_y = torch.zeros(16, dtype=torch.long), torch.ones(32, dtype=torch.long)
+
+
+def _accuracy(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(x).argmax(-1) == y).float().mean().item()
+
+
+class ToyDomain(grokplug.UnlearningDomain):
+    """A third-party domain: two tensors per split, accuracy as the probe; the run uses the core monitor."""
+
+    name = "toy"
+
+    def probe(self, data):
+        return lambda m: {"forget_acc": _accuracy(m, data.forget_x, data.forget_y),
+                          "retain_acc": _accuracy(m, data.retain_x, data.retain_y)}
+
+    def run_method(self, method, model, data, params, monitor, options):
+        from grokplug._domain import RunOutcome
+        from grokplug._monitor import StepMonitor
+
+        with StepMonitor(model, monitor.probe, target=monitor.target, eval_every=monitor.eval_every,
+                         stop_at_target=monitor.stop_at_target, on_eval=monitor.on_eval) as watcher:
+            method.run(model, data, **params)
+        return RunOutcome(model=model, steps=watcher.steps, steps_to_target=watcher.steps_to_target,
+                          met_at_start=watcher.met_at_start, stopped_early=watcher.stopped_early, trail=watcher.trail)
+
+
+class ToyAscent(UnlearningMethod):
+    name = "toy-ascent"
+    domain = "toy"
+    defaults = {"steps": 30}
+
+    def run(self, model, data, steps):
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        for _ in range(steps):
+            opt.zero_grad()
+            (-torch.nn.functional.cross_entropy(model(data.forget_x), data.forget_y)).backward()
+            opt.step()
+
+
+def forget_loss(model: Any, data: ToyData) -> float:
+    with torch.no_grad():
+        return torch.nn.functional.cross_entropy(model(data.forget_x), data.forget_y).item()
+
+
+class ToyPlugin:
+    @hookimpl
+    def grokplug_register_domains(self, register):
+        register("toy", ToyDomain())
+
+    @hookimpl
+    def grokplug_register_metrics(self, register):
+        register("toy_forget_loss", forget_loss)
+
+
+def test_hook_grokplug_register_domains(pm, spied):
+    """A third-party domain and metric plug into the orchestrator exactly as the built-in ones do."""
+    recorder, seeds = spied
+    pm.register(ToyPlugin(), name="toy-plugin")
+    assert "toy" in pm.domains and pm.domains.entry("toy").plugin == "toy-plugin"
+    torch.manual_seed(0)
+    model, data = torch.nn.Linear(4, 2), ToyData()
+    with torch.no_grad():  # start: class 0 everywhere, so every forget sample is right (forget acc 1)
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([1.0, 0.0]))
+    start_forget = _accuracy(model, data.forget_x, data.forget_y)
+    assert start_forget == 1.0
+    result = grokplug.unlearn(ToyAscent(), model, splits=data, target="frac:0.5", metrics=["toy_forget_loss"], seed=1)
+    assert seeds == [1] and result.config["domain"] == "toy" and result.start is None
+    assert result.trail[0][1] == pytest.approx(start_forget)
+    assert result.steps_to_target is not None and result.trail[-1][1] <= 0.5 * start_forget  # stopped at the target
+    assert result.total_steps == result.steps_to_target == len(result.trail) - 1 and result.stopped_early
+    assert result.metrics["toy_forget_loss"] == pytest.approx(forget_loss(result.model, data))
+    assert result.metrics["start_metrics"]["forget_acc"] == pytest.approx(start_forget)
+    assert [e[0] for e in recorder.events] == ["before", *["step"] * len(result.trail), "after"]
+
+
+def test_a_method_of_an_unknown_domain_is_one_line(pm):
+    with pytest.raises(grokplug.errors.UsageError, match="domain 'toy', which no plugin registers; known domains: function, llm, vision"):
+        grokplug.unlearn(ToyAscent(), torch.nn.Linear(4, 2), splits=ToyData())

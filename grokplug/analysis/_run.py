@@ -18,8 +18,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .._resolve import build_model, load_checkpoint, run_dir_of
-from .._unlearn import preset_unlearning_data
 from ..errors import UsageError
+from ..vision.domain import vision_run_data
 from ._cka import default_layer, linear_cka, representations
 from ._curvature import hessian_top_eigenvalue, hessian_trace
 from ._gradients import grad_alignment
@@ -125,13 +125,13 @@ def _unlearned(
     budget: int, target: str | float | None,
 ) -> dict[str, dict[str, tuple[nn.Module, dict[str, Any]]]]:
     """{method: {start: (unlearned model, summary)}}: given models, or runs of ``grokplug.unlearn``."""
-    from .._unlearn import _method, unlearn
+    from .._unlearn import registered_method, unlearn
 
     if isinstance(methods, Mapping):
         return {str(m): {s: (model, {"given": True}) for s, model in starts.items() if s in STARTS} for m, starts in methods.items()}
     out: dict[str, dict[str, tuple[nn.Module, dict[str, Any]]]] = {}
     for method in methods:
-        name, obj = _method(method)
+        name, obj = registered_method(method)
         hparams = {"max_steps": budget} if "max_steps" in obj.defaults else {}
         out[name] = {}
         for start in STARTS:
@@ -160,7 +160,7 @@ def analyse_run(
 ) -> dict[str, Any]:
     """Gradient alignment, CKA and curvature at θ_pre vs θ_grok of a preset run (JSON-serialisable dict).
 
-    The forget/retain/test split is :func:`grokplug._unlearn.preset_unlearning_data` (``forget_rate``,
+    The forget/retain/test split is :func:`grokplug.vision.domain.vision_run_data` (``forget_rate``,
     ``seed``), i.e. the one ``grokplug.unlearn`` uses. ``loss``: the preset's training loss, or
     ``"ce"``/``"mse"``. Curvature (``iters``/``tol`` power iteration, ``probes`` Hutchinson probes) is on
     the whole train set. ``layer`` names the module for CKA (default: the input of the classifier).
@@ -176,7 +176,7 @@ def analyse_run(
     run = run_dir_of(run_dir)
     config = run.config
     report = run.report()
-    data = preset_unlearning_data(run_dir, forget_rate=forget_rate, seed=seed)
+    data = vision_run_data(run_dir, forget_rate=forget_rate, seed=seed)
     loss_fn = preset_loss_fn(config, data.num_classes, loss)
     models: dict[str, nn.Module] = {}
     refs: dict[str, Any] = {}
