@@ -88,6 +88,8 @@ class StepMonitor:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, DivergedError):
+            exc.updates = self.steps  # type: ignore[attr-defined]  # the orchestrator's message names it
         if self._handle is not None:
             self._handle.remove()
             self._handle = None

@@ -164,8 +164,10 @@ def unlearn(
     pm.before_unlearn(context)
     settings = MonitorSettings(probe=probe, target=threshold, eval_every=eval_every, stop_at_target=stop_at_target,
                                on_eval=lambda step, values: pm.unlearn_step(context, step, values))
+    updates: int | None = None
     try:  # a NaN/inf stops the run at the monitor's next evaluation; it is never passed off as a result
         outcome = domain.run_method(method_obj, model, data, params, settings, options)
+        updates = outcome.steps
         if outcome.accelerator is not None:
             context.accelerator = outcome.accelerator
         final_metrics = domain.evaluate(outcome.model, data, seed=seed, start=start_metrics, reference=reference,
@@ -173,8 +175,10 @@ def unlearn(
         final_metrics.update({m: float(fn(outcome.model, data)) for m, fn in extra_metrics.items()})
         if not _finite(final_metrics):
             raise DivergedError("it produced NaN metrics")
-    except DivergedError as exc:
-        raise DivergedError(f"unlearning with {name!r} from {_start_name(ref, start)} diverged: {exc}; "
+    except DivergedError as exc:  # the domain's monitor says how many updates ran (``exc.updates``)
+        updates = getattr(exc, "updates", updates)
+        after = f" after {updates} update(s)" if updates is not None else ""
+        raise DivergedError(f"unlearning with {name!r} from {_start_name(ref, start)} diverged{after}: {exc}; "
                             "no result was written") from exc
     if ref is not None and source is not None and Path(ref.path).is_file() and sha256_file(ref.path) != ref.sha256:
         raise GrokplugError(f"the source checkpoint {ref.path} changed during unlearning; no result was written")

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
+    "GRADIENT_PLUGINS",
     "GrokplugPluginManager",
     "get_plugin_manager",
     "reset_plugin_manager",
@@ -53,11 +54,16 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "grokplug.hooks.default_detector",
     "grokplug.hooks.builtin_presets",
     "grokplug.hooks.builtin_domains",
-    "grokplug.hooks.grokfast",
-    "grokplug.hooks.orthograd",
     "grokplug.hooks.vision",
     "grokplug.hooks.llm",
 )
+
+#: Built-in gradient transforms: registered only when enabled (their environment flag, ``--grokfast`` /
+#: ``--orthograd``, or their ``enable()``), so a run without them never calls ``grokplug_transform_gradients``.
+GRADIENT_PLUGINS: dict[str, str] = {
+    "grokplug.hooks.grokfast": "GROKPLUG_GROKFAST",
+    "grokplug.hooks.orthograd": "GROKPLUG_ORTHOGRAD",
+}
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -104,7 +110,8 @@ class GrokplugPluginManager(pluggy.PluginManager):
             for name in filter(None, os.environ.get("GROKPLUG_DISABLED_PLUGINS", "").split(",")):
                 self.set_blocked(name.strip())
             version = _grokplug_version()
-            for modname in builtins:
+            enabled = [m for m, flag in GRADIENT_PLUGINS.items() if _env_flag(flag)]
+            for modname in (*builtins, *enabled):
                 if self.is_blocked(modname):
                     continue
                 self.register(importlib.import_module(modname), name=modname)
@@ -174,6 +181,19 @@ class GrokplugPluginManager(pluggy.PluginManager):
         self.add_hookcall_monitoring(before, after)
         self._tracing = True
 
+    def set_builtin_enabled(self, modname: str, enabled: bool) -> None:
+        """Register (or unregister) a built-in gradient transform of :data:`GRADIENT_PLUGINS` in this manager."""
+        if modname not in GRADIENT_PLUGINS:
+            raise GrokplugError(f"{modname!r} is not a built-in gradient transform ({', '.join(GRADIENT_PLUGINS)})")
+        self.load()
+        with self._lock:
+            registered = self.get_plugin(modname) is not None
+            if enabled and not registered and not self.is_blocked(modname):
+                self.register(importlib.import_module(modname), name=modname)
+                self._dists[modname] = ("grokplug", _grokplug_version())
+            elif not enabled and registered:
+                self.unregister(name=modname)
+
     # -- introspection -------------------------------------------------------------------------
 
     def distribution_of(self, plugin_name: str) -> tuple[str, str]:
@@ -194,7 +214,8 @@ class GrokplugPluginManager(pluggy.PluginManager):
             dist, version = self.distribution_of(name)
             hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
             plugins.append(
-                {"name": name, "distribution": dist, "version": version, "builtin": name in DEFAULT_PLUGINS, "hooks": hooks}
+                {"name": name, "distribution": dist, "version": version,
+                 "builtin": name in DEFAULT_PLUGINS or name in GRADIENT_PLUGINS, "hooks": hooks}
             )
         return {
             "plugins": plugins,

@@ -1,7 +1,7 @@
 """Built-in grokking accelerator: Grokfast's EMA gradient filter (Lee et al. 2024), off by default.
 
-ĝ = g + λ·μ with μ ← α·μ + (1−α)·g (μ starts at the first gradient). Enable it with
-``GROKPLUG_GROKFAST=1`` (optionally ``GROKPLUG_GROKFAST_ALPHA`` / ``GROKPLUG_GROKFAST_LAMB``), the
+ĝ = g + λ·μ with μ ← α·μ + (1−α)·g (μ starts at the first gradient). It is registered only when
+enabled: ``GROKPLUG_GROKFAST=1`` (optionally ``GROKPLUG_GROKFAST_ALPHA`` / ``GROKPLUG_GROKFAST_LAMB``), the
 ``--grokfast`` flag of ``grokplug train``, or :func:`enable`. Our measurements on full-batch AdamW
 found no speed-up (DESIGN.md); treat it as something to measure, not a promise.
 """
@@ -23,7 +23,6 @@ class GrokfastEMA:
 
     alpha: float = 0.98
     lamb: float = 2.0
-    enabled: bool = False
     _ema: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, torch.Tensor]] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
@@ -49,25 +48,29 @@ def _from_env() -> GrokfastEMA:
     return GrokfastEMA(
         alpha=float(os.environ.get("GROKPLUG_GROKFAST_ALPHA", 0.98)),
         lamb=float(os.environ.get("GROKPLUG_GROKFAST_LAMB", 2.0)),
-        enabled=os.environ.get("GROKPLUG_GROKFAST", "").strip().lower() in {"1", "true", "yes", "on"},
     )
 
 
-FILTER = _from_env()
+FILTER = _from_env()  # the settings; whether it acts is whether this module is registered
 
 
 def enable(alpha: float = 0.98, lamb: float = 2.0) -> None:
-    """Turn the filter on for this process."""
-    FILTER.alpha, FILTER.lamb, FILTER.enabled = alpha, lamb, True
+    """Turn the filter on in this process: register this plugin with the plugin manager."""
+    from grokplug.plugins import get_plugin_manager
+
+    FILTER.alpha, FILTER.lamb = alpha, lamb
     FILTER.reset()
+    get_plugin_manager().set_builtin_enabled(__name__, True)
 
 
 def disable() -> None:
-    FILTER.enabled = False
+    """Turn it off again: unregister this plugin."""
+    from grokplug.plugins import get_plugin_manager
+
     FILTER.reset()
+    get_plugin_manager().set_builtin_enabled(__name__, False)
 
 
 @hookimpl
 def grokplug_transform_gradients(model: torch.nn.Module, step: int) -> None:
-    if FILTER.enabled:
-        FILTER.apply(model)
+    FILTER.apply(model)  # registered only while enabled (grokplug.plugins.GRADIENT_PLUGINS)

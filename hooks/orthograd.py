@@ -3,14 +3,13 @@
 Per parameter tensor θ with gradient g: ``g⊥ = g − (⟨θ, g⟩ / ‖θ‖²)·θ``, then rescaled to ``‖g‖``.
 Removing the component along the weights stops the "naive loss minimisation" that only scales the
 logits up (the road to Softmax Collapse), so the optimizer spends its steps on directions that change
-the function. Enable it with ``GROKPLUG_ORTHOGRAD=1``, the ``--orthograd`` flag of ``grokplug train``,
+the function. It is registered only when enabled: ``GROKPLUG_ORTHOGRAD=1``, the ``--orthograd`` flag of ``grokplug train``,
 or :func:`enable`. Like Grokfast it is something to measure (``make bench``, section 6), not a promise:
 its published gains are for runs *without* weight decay.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,6 @@ class OrthoGrad:
     """The projection's settings (stateless: nothing to checkpoint)."""
 
     rescale: bool = True
-    enabled: bool = False
 
     @torch.no_grad()
     def apply(self, model: torch.nn.Module) -> None:
@@ -44,24 +42,24 @@ class OrthoGrad:
                 grad.copy_(g.view_as(grad))
 
 
-def _from_env() -> OrthoGrad:
-    flag = os.environ.get("GROKPLUG_ORTHOGRAD", "").strip().lower() in {"1", "true", "yes", "on"}
-    return OrthoGrad(enabled=flag)
-
-
-PROJECTION = _from_env()
+PROJECTION = OrthoGrad()  # the settings; whether it acts is whether this module is registered
 
 
 def enable(rescale: bool = True) -> None:
-    """Turn ⊥Grad on for this process."""
-    PROJECTION.rescale, PROJECTION.enabled = rescale, True
+    """Turn ⊥Grad on in this process: register this plugin with the plugin manager."""
+    from grokplug.plugins import get_plugin_manager
+
+    PROJECTION.rescale = rescale
+    get_plugin_manager().set_builtin_enabled(__name__, True)
 
 
 def disable() -> None:
-    PROJECTION.enabled = False
+    """Turn it off again: unregister this plugin."""
+    from grokplug.plugins import get_plugin_manager
+
+    get_plugin_manager().set_builtin_enabled(__name__, False)
 
 
 @hookimpl
 def grokplug_transform_gradients(model: torch.nn.Module, step: int) -> None:
-    if PROJECTION.enabled:
-        PROJECTION.apply(model)
+    PROJECTION.apply(model)  # registered only while enabled (grokplug.plugins.GRADIENT_PLUGINS)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from grokplug.hooks import orthograd
-from grokplug.plugins import DEFAULT_PLUGINS
+from grokplug.plugins import DEFAULT_PLUGINS, GRADIENT_PLUGINS, get_plugin_manager
 
 
 @pytest.fixture
@@ -23,10 +23,14 @@ def _model_with_grads(seed: int = 0) -> torch.nn.Module:
     return model
 
 
-def test_it_is_a_builtin_plugin_and_off_by_default(pm):
-    assert "grokplug.hooks.orthograd" in DEFAULT_PLUGINS
-    assert pm.get_plugin("grokplug.hooks.orthograd") is not None
-    assert orthograd.PROJECTION.enabled is False
+def test_it_is_a_builtin_plugin_registered_only_when_enabled(pm):
+    assert "grokplug.hooks.orthograd" in GRADIENT_PLUGINS and "grokplug.hooks.orthograd" not in DEFAULT_PLUGINS
+    assert pm.get_plugin("grokplug.hooks.orthograd") is None and not pm.has_gradient_transforms()
+    orthograd.enable()
+    assert pm.get_plugin("grokplug.hooks.orthograd") is orthograd and pm.has_gradient_transforms()
+    assert pm.describe()["plugins"][[p["name"] for p in pm.describe()["plugins"]].index("grokplug.hooks.orthograd")]["builtin"]
+    orthograd.disable()
+    assert pm.get_plugin("grokplug.hooks.orthograd") is None
     model = _model_with_grads()
     before = [p.grad.clone() for p in model.parameters()]
     pm.transform_gradients(model, 0)
@@ -76,15 +80,19 @@ def test_non_contiguous_gradient_is_written_back():
     model = torch.nn.Module()
     model.weight = weight
     assert not weight.grad.is_contiguous()
-    orthograd.OrthoGrad(rescale=False, enabled=True).apply(model)
+    orthograd.OrthoGrad(rescale=False).apply(model)
     assert weight.grad.tolist() == [[0.0, 4.0], [0.0, 0.0]]
 
 
 def test_env_var_enables_it(monkeypatch):
+    from grokplug.plugins import reset_plugin_manager
+
     monkeypatch.setenv("GROKPLUG_ORTHOGRAD", "1")
-    assert orthograd._from_env().enabled is True
+    reset_plugin_manager()
+    assert get_plugin_manager().get_plugin("grokplug.hooks.orthograd") is orthograd
     monkeypatch.setenv("GROKPLUG_ORTHOGRAD", "0")
-    assert orthograd._from_env().enabled is False
+    reset_plugin_manager()
+    assert get_plugin_manager().get_plugin("grokplug.hooks.orthograd") is None
 
 
 def test_tracker_applies_it_before_the_optimizer_step(tmp_path, enabled):

@@ -109,10 +109,11 @@ def test_raising_hook_call_is_attributed(pm):
 
 def test_disabled_plugins_env(monkeypatch):
     monkeypatch.setenv("GROKPLUG_DISABLED_PLUGINS", "grokplug.hooks.grokfast, grokplug.hooks.builtin_presets")
+    monkeypatch.setenv("GROKPLUG_GROKFAST", "1")  # enabled, but blocked: blocking wins
     pm = get_plugin_manager()
     names = {name for name, plugin in pm.list_name_plugin() if plugin is not None}
     assert "grokplug.hooks.grokfast" not in names and "grokplug.hooks.builtin_presets" not in names
-    assert len(pm.presets) == 0
+    assert pm.presets.names() == ["tofu-tiny"]  # the LLM preset comes with its domain plugin, grokplug.hooks.llm
 
 
 def test_trace_env_prints_hook_calls(monkeypatch, capsys):

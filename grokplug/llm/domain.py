@@ -25,6 +25,7 @@ import torch
 
 from .._domain import MonitorSettings, RunOutcome, UnlearningDomain
 from .._monitor import Probe
+from ..errors import DivergedError
 from ..plugins import get_plugin_manager
 from .run_data import REFERENCE_DIR, LLMRunData, retain_reference
 
@@ -192,9 +193,13 @@ class LLMDomain(UnlearningDomain):
         extra = dict(options.get("training_args") or {})
         if not torch.cuda.is_available() and "use_cpu" not in params:  # else the Trainer drops the process
             extra.setdefault("use_cpu", True)  # group it finds (CPU under `accelerate launch`): every rank is rank 0
-        with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts: stdout stays the caller's
-            returned = method.run(model, data, callbacks=[watcher, *options.get("callbacks", ())], training_args=extra,
-                                  output_dir=options.get("trainer_output_dir"), **params)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts: stdout stays the caller's
+                returned = method.run(model, data, callbacks=[watcher, *options.get("callbacks", ())], training_args=extra,
+                                      output_dir=options.get("trainer_output_dir"), **params)
+        except DivergedError as exc:
+            exc.updates = watcher.steps  # type: ignore[attr-defined]  # the orchestrator's message names it
+            raise
         final = returned if isinstance(returned, torch.nn.Module) else model
         final.eval()
         return RunOutcome(model=final, steps=watcher.steps, steps_to_target=watcher.steps_to_target,
