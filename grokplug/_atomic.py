@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -135,38 +134,42 @@ def describe_os_error(
 
 
 class RunLock:
-    """An exclusive, advisory writer lock on a run directory (``flock``; released if the process dies)."""
+    """An exclusive writer lock on a run directory (``filelock``: ``flock`` on POSIX, ``msvcrt`` on Windows;
+    released if the process dies). Who holds it is written beside it, in ``.lock.owner``."""
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.path = Path(run_dir) / ".lock"
-        self._fd: int | None = None
+        self.owner = Path(run_dir) / ".lock.owner"
+        self._lock: Any = None
 
     def acquire(self) -> RunLock:
+        from filelock import FileLock, Timeout
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = FileLock(str(self.path), timeout=0)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+            lock.acquire()
+        except Timeout:
+            try:
+                holder = self.owner.read_text(errors="replace").strip()[:64] or "another process"
+            except OSError:
+                holder = "another process"
             raise RunLockedError(
                 f"run directory {self.path.parent} is being written by {holder}; "
                 "two trackers cannot write one run (use another --run-dir, or wait for it to finish)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
-        self._fd = fd
+        self.owner.write_text(f"pid {os.getpid()}")
+        self._lock = lock
         return self
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._lock is not None
 
     def __enter__(self) -> RunLock:
         return self.acquire()

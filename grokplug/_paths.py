@@ -142,7 +142,7 @@ def clear_run(path: PathLike) -> list[str]:
             shutil.rmtree(child)
         elif name.startswith(".") and name.endswith(".tmp") and child.is_file():  # interrupted atomic writes
             child.unlink()
-        elif name != ".lock":
+        elif name not in (".lock", ".lock.owner"):  # the run lock and its holder stay
             kept.append(name)
     return kept
 

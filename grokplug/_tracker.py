@@ -117,7 +117,7 @@ class GrokTracker:
             raise UsageError(f"{self.path} is an existing file, not a run directory")
         if (self.path / MANIFEST).exists():
             RunDir(self.path)  # a manifest.json that does not parse as a run is someone else's file: refused
-        elif self.path.exists() and any(p.name != ".lock" for p in self.path.iterdir()):
+        elif self.path.exists() and any(p.name not in (".lock", ".lock.owner") for p in self.path.iterdir()):
             raise RunDirError(f"{self.path} exists and is not a grokplug run directory; refusing to write into it")
         self._lock.acquire()
         try:
