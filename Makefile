@@ -32,6 +32,7 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check grokplug hooks adapters examples tests benchmarks
+	$(BIN)/mypy grokplug hooks adapters
 
 docs: $(STAMP)
 	$(BIN)/python -m grokplug._hookdocs > docs/hooks.md

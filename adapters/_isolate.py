@@ -52,7 +52,7 @@ def _top_level_names(root: Path) -> set[str]:
                     names.add(stem)
     # An already-imported stdlib module wins over a same-named toolkit file when the toolkit's own
     # scripts run too (sys.modules is consulted before sys.path), so never hide those.
-    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
     return {n for n in names if not (n in stdlib and n in sys.modules) and n not in sys.builtin_module_names}
 
 
@@ -217,7 +217,7 @@ def cuda_shim(device: torch.device | str | None = None) -> Iterator[None]:
     def _module(self: nn.Module, *args: Any, **kwargs: Any) -> nn.Module:
         return self.to(target)
 
-    torch.Tensor.cuda, nn.Module.cuda = _tensor, _module  # type: ignore[method-assign]
+    torch.Tensor.cuda, nn.Module.cuda = _tensor, _module  # type: ignore[method-assign,assignment]  # the CPU shim
     try:
         yield
     finally:

@@ -201,8 +201,9 @@ class TrainerAdapter(UnlearningMethod):
             training_args: Mapping[str, Any] | None = None, **hparams: Any) -> Any:  # fmt: skip
         """Train ``model`` (in place) and return it; no lifecycle hooks (the calling session fires them)."""
         tmp = None if output_dir is not None else tempfile.mkdtemp(prefix="grokplug-trainer-")
+        workdir: str | Path = output_dir if output_dir is not None else str(tmp)
         try:
-            trainer = self.build_trainer(model, data, callbacks=callbacks, output_dir=output_dir or tmp,
+            trainer = self.build_trainer(model, data, callbacks=callbacks, output_dir=workdir,
                                          training_args=training_args, **hparams)  # fmt: skip
             trainer.train()
             return trainer.model

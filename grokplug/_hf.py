@@ -69,11 +69,10 @@ class GrokTrackerCallback(TrainerCallback):
         if self.evaluate is not None and every and state.global_step % int(every) == 0:
             self._log(state.global_step, self.evaluate(kwargs["model"]), kwargs["model"], kwargs.get("optimizer"))
 
-    def on_evaluate(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, metrics: Mapping[str, float], **kwargs: Any
-    ) -> None:
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if self.evaluate is not None:
             return
+        metrics: Mapping[str, float] = kwargs["metrics"]  # the Trainer passes them by keyword
         # with a dict eval_dataset the Trainer calls this once per split: collect until both accuracies are in
         pending = self._pending.setdefault(state.global_step, {})
         pending.update({field: float(metrics[key]) for key, field in self.metric_keys.items() if key in metrics})

@@ -36,7 +36,7 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     while isinstance(model, torch.nn.parallel.DistributedDataParallel) or (
         hasattr(model, "module") and type(model).__name__ in {"DataParallel", "DistributedDataParallel"}
     ):
-        model = model.module
+        model = model.module  # type: ignore[assignment]  # a wrapper's .module is the wrapped nn.Module
     return model
 
 
@@ -89,7 +89,7 @@ def load_into(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, or
     models (the checkpoint fills the base model; adapter weights stay as initialised) and
     DDP-wrapped models.
     """
-    target = unwrap_model(model)
+    target: Any = unwrap_model(model)
     peft = _is_peft(target)
     if peft:
         target = target.get_base_model()

@@ -28,7 +28,8 @@ def sweep_strength(
         raise UsageError(f"method {name!r} declares no strength parameter to sweep")
     values = check_strengths(values)
     hparams = dict(kwargs.pop("hparams", None) or {})
-    points, reached_at = [], None
+    points: list[dict[str, Any]] = []
+    reached_at = None
     for value in values:
         result = unlearn(method_obj, hparams={**hparams, knob: value}, target="none", **kwargs)
         start = result.metrics["start_metrics"]

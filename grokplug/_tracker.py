@@ -40,8 +40,8 @@ _RESUMABLE_CONFIG_KEYS = {"max_steps"}  # may change between a run and its resum
 def _splits_of(data: Any) -> dict[str, Any] | None:
     if data is None:
         return None
-    get = data.get if isinstance(data, Mapping) else lambda k, d=None: getattr(data, k, d)
-    splits = {k: [int(i) for i in get(k)] for k in _SPLIT_KEYS if get(k) is not None}
+    get: Any = data.get if isinstance(data, Mapping) else lambda k, d=None: getattr(data, k, d)
+    splits: dict[str, Any] = {k: [int(i) for i in get(k)] for k in _SPLIT_KEYS if get(k) is not None}
     if get("num_classes") is not None:
         splits["num_classes"] = int(get("num_classes"))
     if get("info") is not None:
@@ -138,7 +138,7 @@ class GrokTracker:
 
     def _create(self, splits: Any) -> None:
         split_data = _splits_of(splits)
-        data_hashes = {}
+        data_hashes: dict[str, Any] = {}
         if split_data:
             data_hashes = {f"{k}_sha256": sha256_ints(split_data[k]) for k in _SPLIT_KEYS if k in split_data}
             data_hashes.update({f"n_{k}": len(split_data[k]) for k in _SPLIT_KEYS if k in split_data})
@@ -167,8 +167,8 @@ class GrokTracker:
         _store.clean_orphans(run)
         latest = run.latest_step
         resumable = latest is not None and "optimizer" in run.checkpoint_entry(latest)
-        self.start_step = int(latest) if resumable else 0
-        history = [r for r in run.history() if resumable and r["step"] <= self.start_step]
+        self.start_step = int(latest) if resumable and latest is not None else 0
+        history: list[Mapping[str, Any]] = [r for r in run.history() if resumable and r["step"] <= self.start_step]
         run.rewrite_history(history)
         if not resumable:  # nothing to continue from: start the run over in place
             for step in run.checkpoint_steps():
@@ -335,7 +335,7 @@ class GrokTracker:
 
             payload = [report.to_dict() if report is not None else None]
             broadcast_object_list(payload, from_process=0)
-            report = GrokReport.from_dict(payload[0])
+            report = GrokReport.from_dict(payload[0]) if payload[0] is not None else None
         assert report is not None
         self._final = report
         return report

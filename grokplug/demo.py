@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from ._plot import plot_run
 from ._resolve import request_checkpoint
@@ -59,7 +60,7 @@ def print_comparison(name: str, results: dict) -> None:
 
 def run_demo(out_dir: Path = Path("runs/demo"), *, progress: bool = True) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for name in DEMO_PRESETS:
         started = time.perf_counter()
         run, reused = prepare_run(name, out_dir, progress=progress)

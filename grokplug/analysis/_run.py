@@ -59,7 +59,7 @@ def _clean(value: Any) -> Any:
 
 
 def _weight_norm(model: nn.Module) -> float:
-    return float(torch.sqrt(sum(p.detach().double().square().sum() for p in model.parameters())))
+    return float(torch.sqrt(torch.stack([p.detach().double().square().sum() for p in model.parameters()]).sum()))
 
 
 def _whole(loader: Any) -> Any:

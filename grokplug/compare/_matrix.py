@@ -158,7 +158,7 @@ class _AtTarget:
         if self.snapshot is None and threshold is not None and metrics["forget_acc"] <= threshold:
             values = self.ctx.domain.evaluate(context.model, self.data, seed=self.seed, start=None,
                                               reference=self.reference, options=self.options)
-            self.snapshot = {**_scalars(values), "step": step}
+            self.snapshot = {**(_scalars(values) or {}), "step": step}
 
 
 def target_rows(targets: Sequence[str], trail: Sequence[Sequence[float]], start_metrics: Mapping[str, float],

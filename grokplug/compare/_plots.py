@@ -124,7 +124,8 @@ def gap_points(
     phases = {"pre": rd.pins.get("pre"), "grok": rd.pins.get("grok")}
     keep = [s for s in phases.values() if s is not None]
     if checkpoints is not None and not isinstance(checkpoints, int):  # phases by name -> steps
-        checkpoints = [phases.get(str(c), c) for c in checkpoints]
+        named = {k: v for k, v in phases.items() if v is not None}
+        checkpoints = [named.get(str(c), c) for c in checkpoints]
     points = []
     for step in _pick_steps(rd.checkpoint_steps(), keep, checkpoints):
         try:
@@ -345,8 +346,8 @@ def plot_seed_spread(results: Mapping[str, Any], path: PathLike) -> Path:
                     x0 = i + (-0.18 if start == "pre" else 0.18)
                     group = sorted((c for c in cells if (c["method"], c["start"], c["forget_rate"]) == (method, start, rate)),
                                    key=lambda c: c["seed"])
-                    vals = [(c["seed"], *_spread_values(c, key, primary)) for c in group]
-                    vals = [v for v in vals if v[1] is not None]
+                    vals = [(c["seed"], value, censored) for c in group
+                            for value, censored in [_spread_values(c, key, primary)] if value is not None]
                     for j, (seed, value, censored) in enumerate(vals):
                         xj = x0 + 0.05 * (j - (len(vals) - 1) / 2)
                         ax.plot([xj], [value], "^" if censored else "o", ms=6, color=colour, mfc="none" if censored else colour,

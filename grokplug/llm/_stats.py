@@ -78,7 +78,8 @@ def _batches(items: Sequence[dict[str, Any]], batch_size: int, per_sample: bool,
 
 def _flat_items(ds: QADataset) -> tuple[list[dict[str, Any]], list[tuple[int, int | None]]]:
     """Every tokenised pair, with (row position, answer position or None for a single answer)."""
-    items, where = [], []
+    items: list[dict[str, Any]] = []
+    where: list[tuple[int, int | None]] = []
     for row in range(len(ds)):
         item = ds[row]
         if "input_ids" in item:
@@ -115,11 +116,11 @@ def answer_stats(
             for i, stats in zip(idx, _forward_stats(model, tokenizer, batch, device), strict=True):
                 flat[i] = stats
     out: list[Any] = [None] * len(ds)
-    for (row, j), stats in zip(where, flat, strict=True):
+    for (row, j), entry in zip(where, flat, strict=True):  # every slot was filled by the batches above
         if j is None:
-            out[row] = stats
+            out[row] = entry
         else:
-            out[row] = (out[row] or []) + [stats]
+            out[row] = (out[row] or []) + [entry]
     return out
 
 
@@ -138,13 +139,13 @@ def _forward_stats(model: torch.nn.Module, tokenizer: Any, batch: dict[str, torc
     argmax = logits.argmax(-1)
     # one device->host copy per batch, then cheap numpy slicing per item
     lp, am, tg, mk = (t.cpu().numpy() for t in (logprobs.double(), argmax, targets, mask))
-    avg_nll, n_tokens = avg_nll.cpu().tolist(), n_tokens.cpu().tolist()
+    avg_nll_list, n_tokens_list = avg_nll.cpu().tolist(), n_tokens.cpu().tolist()
     positions = [np.flatnonzero(row) for row in mk]
     texts = tokenizer.batch_decode([tg[i, pos].tolist() for i, pos in enumerate(positions)], skip_special_tokens=True)
     out = []
     for i, pos in enumerate(positions):
         pos = pos[:-1]  # OU leaves the final (EOS) prediction out of the token-wise statistics
-        out.append(AnswerStats(avg_nll=float(avg_nll[i]), num_tokens=int(n_tokens[i]), token_logprobs=lp[i, pos],
+        out.append(AnswerStats(avg_nll=float(avg_nll_list[i]), num_tokens=int(n_tokens_list[i]), token_logprobs=lp[i, pos],
                                argmax=am[i, pos], labels=tg[i, pos], text=texts[i]))
     return out
 
@@ -183,7 +184,8 @@ def generate_answers(
         for idx in _batches(items, batch_size, per_sample, lambda it: len(it["input_ids"])):
             batch = collate([items[i] for i in idx])
             input_ids = batch["input_ids"].to(device)
-            gen = model.generate(input_ids, attention_mask=batch["attention_mask"].to(device), do_sample=False,
+            gen = model.generate(  # type: ignore[operator]  # transformers' generate, typed as a Tensor attribute
+input_ids, attention_mask=batch["attention_mask"].to(device), do_sample=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=eos, eos_token_id=stop,
                                  use_cache=True)[:, input_ids.shape[1]:].cpu()
             for row, i in enumerate(idx):

@@ -86,10 +86,14 @@ def dpo_from_nll(
     win_ratio: torch.Tensor | float = 0.0
     lose_ratio: torch.Tensor | float = 0.0
     if win_nll is not None:
+        assert win_ref_nll is not None, "a win NLL needs its reference NLL"
         win_ratio = -(win_nll - win_ref_nll)
     if lose_nll is not None:
+        assert lose_ref_nll is not None, "a lose NLL needs its reference NLL"
         lose_ratio = -(lose_nll - lose_ref_nll)
-    return -2 / beta * F.logsigmoid(beta * (win_ratio - lose_ratio)).mean()  # type: ignore[operator]
+    margin = beta * (win_ratio - lose_ratio)
+    assert isinstance(margin, torch.Tensor), "give at least one of win_nll, lose_nll"
+    return -2 / beta * F.logsigmoid(margin).mean()
 
 
 def compute_dpo_loss(

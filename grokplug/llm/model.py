@@ -112,7 +112,7 @@ def tiny_config(tokenizer: Any | None = None, *, vocab_size: int | None = None, 
     pad_id = tokenizer.pad_token_id if tokenizer is not None else 0
     eos_id = tokenizer.eos_token_id if tokenizer is not None else 1
     config = LlamaConfig(
-        vocab_size=int(vocab_size or len(tokenizer)),
+        vocab_size=int(vocab_size or len(tokenizer)),  # type: ignore[arg-type]  # one of the two is given (checked above)
         hidden_size=int(hidden),
         intermediate_size=int(intermediate or 4 * hidden),
         num_hidden_layers=int(layers),
@@ -182,7 +182,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def check_vocab(model: torch.nn.Module, tokenizer: Any) -> None:
+def check_vocab(model: Any, tokenizer: Any) -> None:
     """Refuse a tokenizer whose ids the model cannot embed (a mismatched --model / tokenizer pair)."""
     size = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > size:

@@ -156,7 +156,7 @@ def answer_accuracy(model: torch.nn.Module, dataset: Any, collator: Any, *, batc
             "loss": nll / rows}
 
 
-def tracker_metrics(model: torch.nn.Module, data: TofuData) -> dict[str, float]:
+def tracker_metrics(model: torch.nn.Module, data: TofuData) -> dict[str, Any]:
     """What the tracker records at each eval: train/val exact match (the detector's accuracies) and more."""
     train, val = answer_accuracy(model, data.train, data.collator), answer_accuracy(model, data.val, data.collator)
     return {

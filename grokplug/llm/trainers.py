@@ -97,6 +97,7 @@ class UnlearnTrainer(Trainer):
         if ref_model is not None:
             self.ref_model = self._prepare_ref_model(ref_model, copy_model=False)
         elif self.needs_reference or retain_loss_type == "KL":
+            assert self.model is not None  # the Trainer was given the model being unlearned
             self.ref_model = self._prepare_ref_model(self.model)
 
     # -- reference model -----------------------------------------------------------------------
@@ -143,7 +144,7 @@ class UnlearnTrainer(Trainer):
     ) -> Any:
         if self._plain_loss:  # evaluation: the model's own LM loss, as OU's prediction_step
             return super().compute_loss(
-                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+                model, dict(inputs), return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         if "forget" not in inputs:
             raise UsageError(
@@ -291,6 +292,7 @@ class RMU(GradDiff):
             trainable_params_regex = [trainable_params_regex]
         self.trainable_params_regex = list(trainable_params_regex)
         self.module_regex = module_regex or last_layer_regex(self.accelerator.unwrap_model(self.model))
+        assert self.model is not None  # the Trainer was given the model being unlearned
         self.model_module = _single_module(self.model, self.module_regex)
         assert self.ref_model is not None
         self.ref_module = _single_module(self.ref_model, self.module_regex)
@@ -299,6 +301,7 @@ class RMU(GradDiff):
 
     def create_optimizer(self, model: nn.Module | None = None) -> Any:
         target = self.model if model is None else model
+        assert target is not None
         before = {name: p.requires_grad for name, p in target.named_parameters()}
         for name, param in target.named_parameters():
             param.requires_grad = before[name] and any(
