@@ -1,7 +1,7 @@
 """Adapters that run third-party unlearning methods unchanged from a grok-aware start.
 
 Installed as ``grokplug.adapters``. Each adapter turns a method written in its toolkit's own shape
-into a grokplug :class:`~grokplug._method.UnlearningMethod`; ``grokplug.unlearn`` loads θ_pre or
+into a grokplug :class:`~grokplug._unlearning_method.UnlearningMethod`; ``grokplug.unlearn`` loads θ_pre or
 θ_grok into the model first and counts the optimizer steps the method takes (also those of
 optimizers it builds itself). ``run`` always returns an ``nn.Module``: the method's return value if
 it is one, else the model it changed in place.

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from grokplug._method import UnlearningMethod
+from grokplug._unlearning_method import UnlearningMethod
 from grokplug.errors import UsageError
 
 __all__ = ["ForeignMethod", "Toolkit", "cuda_shim", "device_of", "load_toolkit", "toolkit_of"]

@@ -1,6 +1,6 @@
 """Adapter for OPTML-Group's Unlearn-Sparse / Unlearn-Saliency (SalUn) methods, run unchanged.
 
-Two shapes (reference/vision_toolkits.md §1.2):
+Two shapes (OPTML's Unlearn-Sparse / Unlearn-Saliency ``unlearn/`` package):
 
 * **epoch** (inner) functions ``f(data_loaders, model, criterion, optimizer, epoch, args[, mask])``,
   the bodies OPTML decorates with ``@iterative_unlearn``. The adapter supplies OPTML's outer loop:

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from grokplug._method import UnlearningMethod
+from grokplug._unlearning_method import UnlearningMethod
 from grokplug.errors import UsageError
 
 __all__ = ["TrainerAdapter", "wrap_trainer_class"]

@@ -35,7 +35,7 @@ def _model_and_data(ctx: Context) -> tuple[Any, Any, Any, str]:
 
     ctx.log("tofu_eval: generating TOFU-size data and a tokenizer")
     data = generate_tofu(seed=0)
-    from grokplug.llm.train import corpus
+    from grokplug.llm.finetune import corpus
 
     tokenizer = train_tokenizer(corpus(data))
     model_kw: dict[str, Any] = {}

@@ -156,8 +156,8 @@ def _tofu_preset(pm: Any) -> Any:
 def _tofu_tiny(ctx: Context) -> dict[str, Any]:
     """The tofu-tiny Trainer run with and without GrokTrackerCallback (synthetic metrics: evaluation excluded)."""
     try:
+        from grokplug.llm.finetune import tofu_data, training_arguments
         from grokplug.llm.model import model_from_config
-        from grokplug.llm.train import tofu_data, training_arguments
         from grokplug.plugins import get_plugin_manager
 
         preset = _tofu_preset(get_plugin_manager())

@@ -36,7 +36,7 @@ _LAZY: dict[str, str] = {
     "GrokReport": "grokplug._detect",
     "PhaseChange": "grokplug._detect",
     "OnlineDetector": "grokplug._online",
-    "detect_phases": "grokplug._api",
+    "detect_phases": "grokplug._phases",
     "GrokTracker": "grokplug._tracker",
     "GrokTrackerCallback": "grokplug._hf",
     "RunDir": "grokplug._rundir",
@@ -58,7 +58,7 @@ _LAZY: dict[str, str] = {
     "retrain_reference": "grokplug.vision.retrain",
     "compare": "grokplug.compare",
     "CompareResult": "grokplug.compare",
-    "UnlearningMethod": "grokplug._method",
+    "UnlearningMethod": "grokplug._unlearning_method",
     "UnlearnContext": "grokplug._unlearn_types",
     "UnlearnResult": "grokplug._unlearn_types",
 }
@@ -116,13 +116,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ._api import detect_phases
     from ._decorator import grok_aware
     from ._detect import GrokReport, PhaseChange
     from ._domain import UnlearningDomain
     from ._hf import GrokTrackerCallback
-    from ._method import UnlearningMethod
     from ._online import OnlineDetector
+    from ._phases import detect_phases
     from ._resolve import build_model, load_checkpoint, request_checkpoint
     from ._retention import RetentionPolicy
     from ._rundir import RunDir
@@ -131,6 +130,7 @@ if TYPE_CHECKING:
     from ._train import evaluate_preset, preset_loss, train_preset
     from ._unlearn import result_to_dict, run_data, unlearn
     from ._unlearn_types import UnlearnContext, UnlearnResult
+    from ._unlearning_method import UnlearningMethod
     from .compare import CompareResult, compare
     from .presets._base import Preset, PresetData
     from .vision.retrain import retrain_reference

@@ -16,9 +16,9 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from ._domain import MonitorSettings, RunOutcome, UnlearningDomain
-from ._method import UnlearningMethod
 from ._monitor import Probe, StepMonitor
 from ._resolve import Source
+from ._unlearning_method import UnlearningMethod
 from .errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,4 +1,4 @@
-"""Grokking phase detection on an eval history (reference/grokking.md §4.3 and §4.4).
+"""Grokking phase detection on an eval history (smoothing, hysteresis, gain, grok ratio; θ rules in ``_theta_rules.py``).
 
 :func:`detect_phases_builtin` labels a run (grokking, comprehension, memorization or confusion)
 and picks θ_pre (what early stopping would ship) and θ_grok (the first checkpoint that holds the
@@ -216,7 +216,7 @@ def _trend_start(start: int, n: int, p: Mapping[str, Any]) -> int:
 def detect_phases_builtin(
     history: Iterable[Mapping[str, Any]], *, checkpoint_steps: Iterable[int] | None = None, **params: Any
 ) -> GrokReport:
-    """Classify an eval history and choose θ_pre / θ_grok (reference/grokking.md §4.3–4.4).
+    """Classify an eval history and choose θ_pre / θ_grok (the rules in this module's docstring).
 
     :param history: eval records sorted by step with ``step``, ``train_acc``, ``val_acc``
         (fractions) and optionally ``train_loss``/``val_loss``; records lacking an accuracy are

@@ -32,12 +32,10 @@ def request_checkpoint(source: Source, phase: str = "grok", *, fallback: str | N
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside (Distributed)DataParallel wrappers."""
-    while isinstance(model, torch.nn.parallel.DistributedDataParallel) or (
-        hasattr(model, "module") and type(model).__name__ in {"DataParallel", "DistributedDataParallel"}
-    ):
-        model = model.module  # type: ignore[assignment]  # a wrapper's .module is the wrapped nn.Module
-    return model
+    """The module inside (Distributed)DataParallel / compiled wrappers (accelerate's ``extract_model_from_parallel``)."""
+    from ._accelerate import unwrap
+
+    return unwrap(model)
 
 
 def _is_peft(model: torch.nn.Module) -> bool:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._method import UnlearningMethod
 from ._targets import resolve_target
 from ._unlearn import registered_method, unlearn
+from ._unlearning_method import UnlearningMethod
 from ._validate import check_strengths
 from .errors import UsageError
 

@@ -1,4 +1,4 @@
-"""The θ_pre / θ_grok rules (reference/grokking.md §4.4), shared by the offline detector (``_detect.py``)
+"""The θ_pre / θ_grok rules (θ_pre: early stopping from t_mem; θ_grok: first held post-t_gen eval), shared by the offline detector (``_detect.py``)
 and the online one (``_online.py``, whose protected set must mirror them)."""
 
 from __future__ import annotations

@@ -50,11 +50,9 @@ def _splits_of(data: Any) -> dict[str, Any] | None:
 
 
 def _is_main_process(accelerator: Any) -> bool:
-    if accelerator is not None:
-        return bool(accelerator.is_main_process)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    return True
+    from ._accelerate import is_main_process
+
+    return is_main_process(accelerator)
 
 
 class GrokTracker:

@@ -20,12 +20,12 @@ from typing import Any
 
 from ._atomic import atomic_dir, sha256_file
 from ._domain import MonitorSettings, UnlearningDomain
-from ._method import UnlearningMethod
 from ._monitor import Probe
 from ._paths import check_output_dir, source_dirs
 from ._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ._targets import resolve_target
 from ._unlearn_types import UnlearnContext, UnlearnResult
+from ._unlearning_method import UnlearningMethod
 from ._validate import check_seed, method_hparams
 from .errors import DivergedError, GrokplugError, UsageError
 from .plugins import get_plugin_manager

@@ -131,8 +131,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from ._api import detect_phases
     from ._paths import check_output_file
+    from ._phases import detect_phases
     from ._rundir import RunDir
 
     run = RunDir(args.run_dir)

@@ -1,4 +1,4 @@
-"""Built-in phase detector (reference/grokking.md §4). Runs last, so a plugin can replace it."""
+"""Built-in phase detector (the rules of ``grokplug/_detect.py``). Runs last, so a plugin can replace it."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 ĝ = g + λ·μ with μ ← α·μ + (1−α)·g (μ starts at the first gradient). It is registered only when
 enabled: ``GROKPLUG_GROKFAST=1`` (optionally ``GROKPLUG_GROKFAST_ALPHA`` / ``GROKPLUG_GROKFAST_LAMB``), the
 ``--grokfast`` flag of ``grokplug train``, or :func:`enable`. Our measurements on full-batch AdamW
-found no speed-up (DESIGN.md); treat it as something to measure, not a promise.
+found no speed-up (benchmarks/RESULTS.md, section 6); treat it as something to measure, not a promise.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def grokplug_detect_phases(
 
     Fires from :func:`grokplug.detect_phases`, ``grokplug inspect`` and at the end of a tracked run.
     Stops at the first non-``None`` result (firstresult). The built-in detector
-    (``grokplug.hooks.default_detector``, trylast) implements reference/grokking.md §4; a plugin
+    (``grokplug.hooks.default_detector``, trylast) implements the rules of ``grokplug/_detect.py``; a plugin
     replaces it by returning a report first.
 
     :param history: eval records sorted by step (``step``, ``train_acc``, ``val_acc`` and optional

@@ -34,7 +34,7 @@ METHOD_ALIASES: dict[str, tuple[str, ...]] = {
 @hookimpl
 def grokplug_register_methods(register: RegisterFn) -> None:
     from grokplug.vision.methods import FT, GA, RL, GradDiff, L1Sparse
-    from grokplug.vision.methods_advanced import SCRUB, SSD, SalUn
+    from grokplug.vision.methods_salun_scrub_ssd import SCRUB, SSD, SalUn
 
     for method_cls in (FT, GA, RL, GradDiff, L1Sparse, SalUn, SCRUB, SSD):
         register(method_cls.name, method_cls(), aliases=METHOD_ALIASES[method_cls.name])

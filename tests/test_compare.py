@@ -10,8 +10,8 @@ import pytest
 
 import grokplug
 from grokplug._atomic import sha256_file
-from grokplug._method import UnlearningMethod
 from grokplug._rundir import RunDir
+from grokplug._unlearning_method import UnlearningMethod
 from grokplug.cli import main
 from grokplug.errors import DivergedError, UsageError
 

@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import grokplug
 from grokplug import hookimpl
 from grokplug._atomic import sha256_file
-from grokplug._method import UnlearningMethod
 from grokplug._rundir import RunDir
+from grokplug._unlearning_method import UnlearningMethod
 from grokplug.cli import main
 from grokplug.errors import DivergedError, UsageError
 from grokplug.vision.monitor import StepMonitor, resolve_target

@@ -13,7 +13,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 import grokplug
 from grokplug.errors import UsageError
 from grokplug.plugins import GrokplugPluginManager
-from grokplug.vision import methods_advanced
+from grokplug.vision import methods_salun_scrub_ssd
 from grokplug.vision.data import VisionData
 from grokplug.vision.metrics import accuracy
 
@@ -125,17 +125,17 @@ def test_salun_leaves_every_weight_outside_its_mask_untouched(
     digits_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     used: list[dict[str, torch.Tensor]] = []
-    original = methods_advanced.saliency_mask
+    original = methods_salun_scrub_ssd.saliency_mask
 
     def spy(model: torch.nn.Module, data: VisionData, mask_ratio: float) -> dict[str, torch.Tensor]:
         used.append(mask := original(model, data, mask_ratio))  # the mask the run really used
         return mask
 
-    monkeypatch.setattr(methods_advanced, "saliency_mask", spy)
+    monkeypatch.setattr(methods_salun_scrub_ssd, "saliency_mask", spy)
     model = start_model(digits_run)
     theta0 = {n: p.detach().clone() for n, p in model.named_parameters()}
     torch.manual_seed(0)
-    methods_advanced.SalUn()(model, forget_split(digits_run), mask_ratio=0.3)
+    methods_salun_scrub_ssd.SalUn()(model, forget_split(digits_run), mask_ratio=0.3)
     (mask,) = used
     total = sum(m.numel() for m in mask.values())
     assert sum(int(m.sum()) for m in mask.values()) == int(total * 0.3)  # global top-k, as generate_mask.py
@@ -149,17 +149,17 @@ def test_salun_leaves_every_weight_outside_its_mask_untouched(
 
 def test_ssd_changes_exactly_the_dampened_weights(digits_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     importances: list[dict[str, torch.Tensor]] = []
-    original = methods_advanced.ssd_importance
+    original = methods_salun_scrub_ssd.ssd_importance
 
     def spy(model: torch.nn.Module, loader: Any) -> dict[str, torch.Tensor]:
         importances.append(result := original(model, loader))
         return result
 
-    monkeypatch.setattr(methods_advanced, "ssd_importance", spy)
+    monkeypatch.setattr(methods_salun_scrub_ssd, "ssd_importance", spy)
     model = start_model(digits_run)
     theta0 = {n: p.detach().clone() for n, p in model.named_parameters()}
     alpha = 5.0
-    methods_advanced.SSD()(model, forget_split(digits_run), selection_weighting=alpha)
+    methods_salun_scrub_ssd.SSD()(model, forget_split(digits_run), selection_weighting=alpha)
     forget_imp, train_imp = importances
     dampened = 0
     for name, param in model.named_parameters():

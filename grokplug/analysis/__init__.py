@@ -1,6 +1,6 @@
 """Why grokked starts unlearn differently: CKA, forget/retain gradient alignment and curvature.
 
-Formulas and the confounds they carry are in reference/grokking.md §6. Everything works on any
+Formulas and the confounds they carry are in each module's docstring and docs/results.md. Everything works on any
 ``nn.Module``; :func:`analyse_run` puts it together for θ_pre vs θ_grok of a preset run.
 """
 

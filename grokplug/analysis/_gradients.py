@@ -1,4 +1,4 @@
-"""Forget/retain gradient alignment (reference/grokking.md §6.2).
+"""Forget/retain gradient alignment (as in the paper, arXiv 2512.03437, §5).
 
 ḡ_F and ḡ_R are the mean loss gradients over the forget and the retain set. A gradient-ascent step
 θ + ηḡ_F changes the retain loss by ≈ η⟨ḡ_R, ḡ_F⟩, so their cosine predicts collateral damage. We

@@ -108,7 +108,7 @@ def _run_info(run: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
 
     report = run.report()
     if report is None:
-        from .._api import detect_phases
+        from .._phases import detect_phases
 
         report = detect_phases(run.path)
     return {

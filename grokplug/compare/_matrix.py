@@ -25,10 +25,10 @@ from grokplug.hooks import hookimpl
 
 from .._atomic import sha256_json, write_json_atomic
 from .._domain import UnlearningDomain
-from .._method import UnlearningMethod
 from .._paths import safe_filename
 from .._targets import resolve_target
 from .._types import CheckpointRef
+from .._unlearning_method import UnlearningMethod
 from .._version import __version__
 from ..errors import DivergedError
 

@@ -1,4 +1,4 @@
-"""Figures for ``grokplug compare`` (inputs: the results.json dict of /tmp/plan/compare_schema.md, and the run).
+"""Figures for ``grokplug compare`` (inputs: the results.json dict of ``grokplug/compare/README.md``, and the run).
 
 * Fig. 1a :func:`plot_training_phases`: train/val curves with phases, θ_pre and θ_grok (``grokplug._plot``);
 * Fig. 1b :func:`plot_gap_over_training`: retain vs forget accuracy after unlearning from each checkpoint;
@@ -69,7 +69,7 @@ def _run(run: PathLike | RunDir) -> RunDir:
 
 def plot_training_phases(run: PathLike | RunDir, path: PathLike) -> Path:
     """Fig. 1a: the run's train/val accuracy (and loss) with its phases, θ_pre and θ_grok."""
-    from .._api import detect_phases
+    from .._phases import detect_phases
 
     rd = _run(run)
     history = rd.history()

@@ -7,8 +7,6 @@ Unlearning through an adapter leaves the start checkpoint untouched: only the ad
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,21 +45,13 @@ def wrap_lora(model: torch.nn.Module, options: bool | Mapping[str, Any] = True) 
 
 def save_adapter(peft_model: Any, path: str | os.PathLike[str]) -> Path:
     """Save only the adapter (``adapter_model.safetensors`` + ``adapter_config.json``), atomically."""
+    from .._atomic import atomic_dir
+
     path = Path(path)
-    if path.exists() and any(path.iterdir()):
-        raise UsageError(f"adapter directory {path} already exists and is not empty; choose a new one")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path, what="save the LoRA adapter to") as tmp:
         peft_model.save_pretrained(str(tmp), safe_serialization=True)
         if not (tmp / "adapter_model.safetensors").exists():
             raise UsageError(f"peft wrote no adapter_model.safetensors into {path}")
-        if path.exists():
-            path.rmdir()
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

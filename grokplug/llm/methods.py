@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._method import UnlearningMethod
+from .._unlearning_method import UnlearningMethod
 from ..errors import UsageError
 
 __all__ = [

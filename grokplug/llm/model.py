@@ -69,20 +69,11 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 1024, min_frequen
 
 def save_tokenizer(tokenizer: Any, path: str | os.PathLike[str]) -> Path:
     """Save with ``save_pretrained`` into a temporary sibling, then rename (a reader never sees half)."""
-    import shutil
-    import tempfile
+    from .._atomic import atomic_dir
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path, replace=True, what="save the tokenizer to") as tmp:
         tokenizer.save_pretrained(str(tmp))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -45,9 +45,9 @@ def make_tofu_data(config: Mapping[str, Any], seed: int) -> PresetData:
     """The tokenised train / val QA as padded tensors: x = input ids, y = labels (-100 outside answers).
 
     Bookkeeping for the tracker and for analysis code that wants tensors; training itself goes through
-    open-unlearning's ``QADataset`` and collator (:mod:`grokplug.llm.train`).
+    open-unlearning's ``QADataset`` and collator (:mod:`grokplug.llm.finetune`).
     """
-    from .train import tofu_data
+    from .finetune import tofu_data
 
     data = tofu_data(config, seed)
     tensors = {}
@@ -69,14 +69,14 @@ def make_tofu_model(config: Mapping[str, Any], seed: int) -> torch.nn.Module:
     from .model import model_from_config
 
     if not config.get("model") and not config.get("vocab_size"):  # a fresh config: size the vocab from the data
-        from .train import tofu_data
+        from .finetune import tofu_data
 
         config = {**config, "vocab_size": len(tofu_data(config, seed).tokenizer)}
     return model_from_config(config, None, seed)
 
 
 def _train(preset: Preset, run_dir: Any, **kwargs: Any) -> Any:
-    from .train import train_tofu
+    from .finetune import train_tofu
 
     return train_tofu(preset, run_dir, **kwargs)
 

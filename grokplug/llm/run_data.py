@@ -45,8 +45,8 @@ class LLMRunData:
     """A tofu run's splits, tokenizer and the datasets one forget split needs."""
 
     def __init__(self, source: Source, forget_split: str = "forget10", *, splits: Any = None) -> None:
+        from .finetune import TOKENIZER_DIR, make_tokenizer, tofu_splits
         from .qa import DataCollatorForSupervisedDataset, QADataset
-        from .train import TOKENIZER_DIR, make_tokenizer, tofu_splits
 
         run = run_dir_of(source)
         self.run, self.config = run, dict(run.config)
@@ -82,7 +82,7 @@ class LLMRunData:
         """Teacher-forced answer-token accuracy (mean over rows) on ``forget``, ``retain`` or ``generalization``."""
         from torch.utils.data import Subset
 
-        from .train import answer_accuracy
+        from .finetune import answer_accuracy
 
         dataset = getattr(self, which)
         if limit is not None and len(dataset) > limit:

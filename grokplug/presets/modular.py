@@ -27,7 +27,7 @@ Seeds 3–9: t_gen 390–590 (t_mem 40). grokplug's detector (``grokplug train m
 [--control no-grok]``) labels seeds 0-2 ``grokking`` (t_mem 50, t_gen 580 / 420 / 450, θ_grok at
 700 / 540 / 520) and the control ``memorization``; that loop, with tracking and checkpoints, took 10.6–12.2 s
 for 2 000 steps (and up to ~90 s while other jobs loaded the machine). Heavier variants measured:
-embed 128 / hidden 256 at lr 3e-3 (DESIGN.md's setting) groks at 1 000–1 200 steps (~8.5 ms/step), at
+embed 128 / hidden 256 at lr 3e-3 (the design notes' setting) groks at 1 000–1 200 steps (~8.5 ms/step), at
 lr 1e-2 at 390–470 but memorizes by step 20-25.
 """
 

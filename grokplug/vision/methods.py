@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .._method import UnlearningMethod
+from .._unlearning_method import UnlearningMethod
 from ..errors import UsageError
 from .data import VisionData
 

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import grokplug
 from grokplug import hookimpl
-from grokplug._method import UnlearningMethod
 from grokplug._rundir import RunDir
+from grokplug._unlearning_method import UnlearningMethod
 from grokplug.cli import main
 from grokplug.errors import DivergedError, GrokplugWarning, UsageError
 from grokplug.vision.data import ForgetSplit

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._method import UnlearningMethod
+from .._unlearning_method import UnlearningMethod
 from ..errors import UsageError
 from .data import VisionData
 from .methods import (
