@@ -207,8 +207,9 @@ def grokplug_transform_gradients(model: torch.nn.Module, step: int) -> None:
 def grokplug_before_unlearn(context: UnlearnContext) -> None:
     """An unlearning run is about to start from a resolved checkpoint.
 
-    Fires from :func:`grokplug.unlearn`, the :func:`grokplug.grok_aware` decorator and the
-    adapters, after the start checkpoint is loaded into the model and before the method runs.
+    Fires from the one unlearning orchestrator (:func:`grokplug.unlearn`, which ``grokplug unlearn``,
+    compare, ``TrainerAdapter.unlearn`` and the :func:`grokplug.grok_aware` decorator all use), after
+    the start checkpoint is loaded into the model and before the method runs.
 
     :param context: the method name, the model, the start reference and the run's settings.
     :returns: nothing; a plugin may attach state to ``context.extras``.
@@ -225,7 +226,8 @@ def grokplug_on_unlearn_step(context: UnlearnContext, step: int, metrics: Mappin
 
     :param context: the running unlearning job.
     :param step: optimizer updates taken so far.
-    :param metrics: at least ``forget_acc`` and ``retain_acc`` at this step.
+    :param metrics: the domain's probe at this step: at least ``forget_acc`` and ``retain_acc`` for
+        every built-in domain; empty for a ``@grok_aware`` function decorated without ``probe=``.
     :returns: ``True`` to ask the method to stop now; ``None``/``False`` to continue. The run stops
         if any plugin asks. Any other value (``"stop"``, ``1``) is a :class:`~grokplug.errors.PluginError`
         naming the plugin, never a stop.

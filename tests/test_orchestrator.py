@@ -106,7 +106,7 @@ def test_a_trainer_adapter_on_a_tofu_run_goes_through_the_same_orchestrator(tofu
     assert result.trail[0][1] == pytest.approx(_answer_accuracy_by_hand(model.eval(), data.forget), abs=1e-6)
     assert result.trail[-1][1] < result.trail[0][1]  # ascent made the forget answers less likely
     assert result.metrics["target_forget_acc"] == pytest.approx(0.5 * result.trail[0][1])
-    assert not (tofu_run_dir / "reference").exists()  # no target or metric needed the retain model
+    assert not (tofu_run_dir / "reference" / "retain90").exists()  # no target or metric needed the retain model
 
 
 class NumpyNoise(UnlearningMethod):
@@ -158,7 +158,7 @@ def test_the_retain_model_is_trained_only_when_needed_and_reused(tofu_run_dir, t
     shutil.copytree(tofu_run_dir, run)
     common = {"source": run, "start": "pre", "hparams": {"max_steps": 1}, "eval_kwargs": TOFU_EVAL_TEST}
     plain = grokplug.unlearn("llm-ga", target="frac:0.5", evaluate=False, **common)
-    assert not (run / "reference").exists() and plain.config["retrain_metrics"] is None
+    assert not (run / "reference" / "retain90").exists() and plain.config["retrain_metrics"] is None
     retrain = grokplug.unlearn("llm-ga", target="retrain", evaluate=False, **common)
     reference = grokplug.RunDir(run / "reference" / "retain90")
     assert reference.status == "finished"
@@ -255,3 +255,31 @@ def test_hook_grokplug_register_domains(pm, spied):
 def test_a_method_of_an_unknown_domain_is_one_line(pm):
     with pytest.raises(grokplug.errors.UsageError, match="domain 'toy', which no plugin registers; known domains: function, llm, vision"):
         grokplug.unlearn(ToyAscent(), torch.nn.Linear(4, 2), splits=ToyData())
+
+
+def test_grok_aware_goes_through_the_orchestrator_and_fires_every_step(modular_run_dir, spied):
+    recorder, seeds = spied
+    model = grokplug.build_model(modular_run_dir)
+    x = torch.arange(8).reshape(4, 2) % 5
+    y = torch.zeros(4, dtype=torch.long)
+
+    def probe(m):
+        with torch.no_grad():
+            return {"forget_acc": (m(x).argmax(-1) == y).float().mean().item(), "retain_acc": 0.0}
+
+    @grokplug.grok_aware(modular_run_dir, phase="pre", probe=probe)
+    def three_steps(model, lr=0.05):
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        for _ in range(3):
+            opt.zero_grad()
+            (-torch.nn.functional.cross_entropy(model(x), y)).backward()
+            opt.step()
+        return "done"  # the function's own return value comes back unchanged
+
+    assert three_steps(model) == "done"
+    assert seeds == [0]
+    assert recorder.events[0][1:] == ("test_grok_aware_goes_through_the_orchestrator_and_fires_every_step.<locals>.three_steps",
+                                      "function", "pre")
+    steps = [e for e in recorder.events if e[0] == "step"]
+    assert [e[1] for e in steps] == [0, 1, 2, 3] and recorder.events[-1] == ("after", 3)
+    assert steps[-1][2]["forget_acc"] == pytest.approx(probe(model)["forget_acc"])  # the model was changed in place

@@ -41,7 +41,7 @@ def edit_manifest(run: Path, edit: Any) -> None:
 def temp_leftovers(root: Path) -> list[str]:
     """Names under ``root`` that look like an interrupted write (grokplug's temp files and folders)."""
     return sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.startswith(".") and p.name != ".lock"
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.startswith(".") and p.name not in (".lock", ".lock.owner")  # the run lock and its holder
     )
 
 
