@@ -283,3 +283,21 @@ def test_grok_aware_goes_through_the_orchestrator_and_fires_every_step(modular_r
     steps = [e for e in recorder.events if e[0] == "step"]
     assert [e[1] for e in steps] == [0, 1, 2, 3] and recorder.events[-1] == ("after", 3)
     assert steps[-1][2]["forget_acc"] == pytest.approx(probe(model)["forget_acc"])  # the model was changed in place
+
+
+def test_a_start_checkpoint_changed_during_the_run_is_refused(modular_run_dir, tmp_path, pm):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(modular_run_dir, run)
+
+    class Tamper:  # stands in for anything that writes to the source while a method runs
+        @hookimpl
+        def grokplug_before_unlearn(self, context):
+            with open(context.start.path, "ab") as fh:
+                fh.write(b"\0")
+
+    pm.register(Tamper(), name="tamper")
+    with pytest.raises(grokplug.GrokplugError, match="changed during unlearning; no result was written"):
+        grokplug.unlearn("ga", source=run, start="pre", target="none", hparams={"epochs": 1}, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
