@@ -13,9 +13,12 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import RunDirError, UnsafePathError, UsageError
+from ._path_arith import PathLike, is_within, resolve_inside, resolved
+from .errors import RunDirError, UsageError
 
-PathLike = str | os.PathLike[str]
+__all__ = ["PathLike", "check_output_dir", "check_output_file", "check_run_dir_target", "clear_run", "enclosing_run",
+           "is_run", "is_within", "resolve_inside", "resolved", "safe_filename", "source_dirs"]
+
 
 #: What a run directory's format owns, so what ``--overwrite`` may delete. ``tokenizer`` and ``reference``
 #: are written by the LLM domain (its tokenizer and its cached retain-only reference run).
@@ -24,28 +27,6 @@ RUN_OWNED_FOLDERS = ("checkpoints", "tokenizer", "reference")
 #: checkpoint folders (``00000120``) and the temp folders of interrupted saves (``.tmp-00000120-xyz``)
 _CHECKPOINT_NAME = re.compile(r"^(\d{8}|\.tmp-\d{8}-.*)$")
 _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._+-]")
-
-
-def resolved(path: PathLike) -> Path:
-    """The absolute path with every symlink of its existing part followed."""
-    return Path(path).expanduser().resolve()
-
-
-def is_within(path: PathLike, root: PathLike) -> bool:
-    """Whether ``path`` is ``root`` or lies under it, after resolving both (symlinks included)."""
-    p, r = resolved(path), resolved(root)
-    return p == r or r in p.parents
-
-
-def resolve_inside(root: PathLike, relative: str, *, what: str) -> Path:
-    """``root / relative`` resolved, refused unless it stays inside ``root`` (``what`` names who asked)."""
-    if not isinstance(relative, str) or not relative or os.path.isabs(relative) or "\x00" in relative:
-        raise UnsafePathError(f"{what} names an absolute or invalid path {relative!r}; refused")
-    base = resolved(root)
-    candidate = (base / relative).resolve()
-    if candidate != base and base not in candidate.parents:
-        raise UnsafePathError(f"{what} names {relative!r}, which is outside the run directory; refused")
-    return candidate
 
 
 def is_run(path: PathLike) -> bool:

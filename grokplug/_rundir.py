@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import describe_os_error, write_bytes_atomic, write_json_atomic
-from ._paths import resolve_inside
+from ._path_arith import resolve_inside
 from .errors import FormatVersionError, GrokplugWarning, NotARunError, RunDirError, UnsafePathError
 
 FORMAT_NAME = "grokplug-run"

@@ -176,6 +176,8 @@ def compare(
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seed_list = list(range(check_positive_int(seeds, "seeds (a count)")))
         check_seed(seed_list[-1], "seeds (a count)")
+    elif isinstance(seeds, bool):
+        raise UsageError(f"seeds must be a positive count or a non-empty list, got {seeds!r}")
     else:
         seed_list = [check_seed(s, "each of seeds") for s in dict.fromkeys(seeds)]
     if not seed_list:
