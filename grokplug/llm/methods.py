@@ -297,7 +297,7 @@ class LLMRMU(LLMMethod):
     description = "representation misdirection of one layer's forget activations (OU RMU)"
     method_defaults = {
         "steering_coeff": 2.0, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "EMBED_DIFF",
-        "module_regex": None, "trainable_params_regex": (".*",),
+        "module_regex": None, "trainable_params_regex": (".*",), "activation_loss": "ou",
     }  # fmt: skip
 
 

@@ -34,7 +34,7 @@ from .._method import UnlearningMethod
 from ..errors import UsageError
 from .data import VisionData
 
-__all__ = ["FT", "GA", "RL", "GradDiff", "L1Sparse", "StepBudget", "make_optimizer", "model_device"]
+__all__ = ["FT", "GA", "RL", "GradDiff", "L1Sparse", "StepBudget", "make_optimizer", "model_device", "random_labels"]
 
 #: SGD with OPTML's momentum / weight decay, the optimizer every OPTML method builds for itself.
 _OPTML_SGD: dict[str, Any] = {"momentum": 0.9, "weight_decay": 5e-4}
@@ -111,6 +111,20 @@ def other_labels(y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """A uniformly random label different from each true label (global RNG, so ``torch.manual_seed`` fixes it)."""
     shift = torch.randint(1, num_classes, y.shape, device=y.device)
     return (y + shift) % num_classes
+
+
+#: RL/SalUn relabelling: ``"any"`` = Unlearn-Saliency's ``torch.randint(0, num_classes)`` (the true label
+#: 1/C of the time; the default), ``"other"`` = a uniformly random *wrong* label (opt-in)
+RELABEL_MODES = ("any", "other")
+
+
+def random_labels(y: torch.Tensor, num_classes: int, relabel: str = "any") -> torch.Tensor:
+    """Random labels for RL's forget pass, drawn from the global torch RNG (``torch.manual_seed`` fixes them)."""
+    if relabel == "any":
+        return torch.randint(0, num_classes, y.shape, device=y.device)
+    if relabel == "other":
+        return other_labels(y, num_classes)
+    raise UsageError(f"relabel must be one of {', '.join(RELABEL_MODES)}, got {relabel!r}")
 
 
 def sgd_step(budget: StepBudget, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -224,31 +238,37 @@ class GA(_IterativeMethod):
 class RL(_IterativeMethod):
     """Random labelling: CE descent on forget samples relabelled at random, then on the retain set.
 
-    Follows the ``cifar10``/``svhn`` branch of SalUn's ``unlearn/RL.py``: every epoch is one pass over
-    the forget loader with fresh random labels, then one pass over the retain loader with true labels.
-    One deviation: the random label is drawn from the classes *other* than the true one (SalUn draws
-    from all classes, so 1/C of its "random" labels are the true label).
+    Follows the ``cifar10``/``svhn`` branch of SalUn's ``unlearn/RL.py`` (Unlearn-Saliency): every epoch
+    is one pass over the forget loader with fresh labels ``torch.randint(0, num_classes)`` (so 1/C of
+    them are the true label), then one pass over the retain loader with true labels.
+    ``relabel="other"`` (opt-in, grokplug's earlier default) draws only wrong labels instead.
+    Difference from the reference: its ``cifar100``/``TinyImagenet`` branch (one shuffled pass over
+    relabelled forget ∪ retain) is not offered.
 
-    Hyperparameters: ``lr``, ``epochs``, ``momentum``, ``weight_decay``, ``max_steps``.
+    Hyperparameters: ``lr``, ``epochs``, ``relabel`` (``"any"``/``"other"``), ``momentum``,
+    ``weight_decay``, ``max_steps``.
     """
 
     name = "rl"
     description = "Random labels on the forget set, then fine-tuning on retain (SalUn's RL, cifar10 branch)"
-    defaults = {"lr": 0.1, "epochs": 5, **_OPTML_SGD, "max_steps": None}
+    defaults = {"lr": 0.1, "epochs": 5, "relabel": "any", **_OPTML_SGD, "max_steps": None}
     cifar_defaults = {"lr": 0.013, "epochs": 10}  # SalUn README example (0.013, 10 epochs), without the mask
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
         for _ in range(int(hp["epochs"])):
-            random_label_epoch(model, data, optimizer, budget, device)
+            random_label_epoch(model, data, optimizer, budget, device, str(hp["relabel"]))
 
 
 def random_label_epoch(
-    model: nn.Module, data: VisionData, optimizer: torch.optim.Optimizer, budget: StepBudget, device: torch.device
+    model: nn.Module, data: VisionData, optimizer: torch.optim.Optimizer, budget: StepBudget, device: torch.device,
+    relabel: str = "any",
 ) -> None:
-    """One RL epoch: the forget pass with labels ≠ the true ones, then the retain pass."""
+    """One RL epoch: the forget pass with :func:`random_labels`, then the retain pass with true labels."""
+    if relabel not in RELABEL_MODES:
+        raise UsageError(f"relabel must be one of {', '.join(RELABEL_MODES)}, got {relabel!r}")
     for x, y in batches(data.forget, device):
-        sgd_step(budget, optimizer, F.cross_entropy(model(x), other_labels(y, data.num_classes)))
+        sgd_step(budget, optimizer, F.cross_entropy(model(x), random_labels(y, data.num_classes, relabel)))
     finetune_epoch(model, batches(data.retain, device), optimizer, budget)
 
 
