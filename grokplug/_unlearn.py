@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ._atomic import describe_os_error
-from ._method import UnlearningMethod
+from ._method import UnlearningMethod, resolve_profile
 from ._paths import check_output_dir, source_dirs
 from ._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ._store import snapshot_state_dict, write_safetensors
@@ -66,6 +66,14 @@ def _check_data(data: VisionData) -> None:
         raise UsageError("the forget set is empty; there is nothing to unlearn")
 
 
+def _preset_of(source: Source) -> str | None:
+    """The preset that made ``source``'s run, if any (a path that is not a run has none)."""
+    try:
+        return run_dir_of(source).config.get("preset")
+    except (UsageError, OSError, TypeError):
+        return None
+
+
 def _method(method: str | UnlearningMethod) -> tuple[str, UnlearningMethod]:
     if isinstance(method, str):
         entry = get_plugin_manager().methods.entry(method)
@@ -106,7 +114,7 @@ def unlearn(
     target: str | float | None = "test",
     seed: int = 0,
     hparams: Mapping[str, Any] | None = None,
-    profile: str = "offline",
+    profile: str = "auto",
     forget_rate: float | None = None,
     forget_classes: list[int] | None = None,
     eval_every: int = 1,
@@ -122,6 +130,8 @@ def unlearn(
     random (``forget_rate``, default 0.15) or class-wise (``forget_classes``) split of the run's
     data. The model is placed by accelerate (CPU, one GPU or several). The source checkpoint is
     only read; with ``output_dir`` the unlearned model and metrics go to a new directory.
+    ``profile="auto"`` takes the method's profile for the run's preset where it has one
+    (:func:`grokplug._method.resolve_profile`), else ``"offline"``.
     """
     from accelerate import Accelerator
 
@@ -130,6 +140,7 @@ def unlearn(
     if output_dir is not None:  # refused before any work: never into the source run, never over a file
         check_output_dir(output_dir, sources=source_dirs(source), what="output_dir", must_be_empty=True)
     name, method_obj = _method(method)
+    profile = resolve_profile(method_obj, profile, _preset_of(source))
     params = method_obj.hyperparameters(profile, **dict(hparams or {}))
     torch.manual_seed(seed)
     model = build_model(source) if model is None else model
@@ -145,7 +156,7 @@ def unlearn(
         retrain_metrics = retrain_reference(source, data, seed=seed)
     threshold = resolve_target(target, start_metrics, retrain_metrics) if method_obj.iterative else None
     pm = get_plugin_manager()
-    config = {"start": start, "seed": seed, "hparams": params, "target": target, "target_forget_acc": threshold,
+    config = {"start": start, "seed": seed, "profile": profile, "hparams": params, "target": target, "target_forget_acc": threshold,
               "retrain_metrics": dict(retrain_metrics) if retrain_metrics else None}
     context = UnlearnContext(method=name, model=model, start=ref, seed=seed, config=config, accelerator=accelerator)
     pm.before_unlearn(context)
@@ -188,6 +199,7 @@ def result_to_dict(result: UnlearnResult) -> dict[str, Any]:
     split = metrics.pop("split", None)
     out: dict[str, Any] = {
         "method": result.method,
+        "profile": result.config.get("profile"),
         "hparams": result.config.get("hparams"),
         "seed": result.config.get("seed"),
         "target": result.config.get("target"),

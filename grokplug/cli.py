@@ -176,6 +176,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> int:
+    from ._advice import note_for_result
     from ._paths import check_output_dir
     from ._unlearn import result_to_dict, unlearn
 
@@ -197,8 +198,9 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
         forget_classes=args.forget_class, fallback=args.fallback, output_dir=args.out,
     )
     info = result_to_dict(result)
+    note = note_for_result(get_plugin_manager().methods.get(args.method), info)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps({**info, "note": note}, indent=2))
         return 0
     steps = info["steps_to_target"] if info["steps_applicable"] else "n/a (one-shot)"
     print(f"method {info['method']} from θ_{info['start']} (step {info['start_step']}), target forget_acc ≤ "
@@ -207,6 +209,8 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     for key in ("forget_acc", "retain_acc", "test_acc", "mia_svc_efficacy", "mia_loss_lr", "retain_drop", "test_drop"):
         if key in info:
             print(f"{key:<17} {info[key]:.4f}")
+    if note:
+        print(note)
     if args.out:
         print(f"written: {args.out}")
     return 0
@@ -304,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", default="test", help="forget-acc target: a number, test, frac:F or none (default: test)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="method hyperparameter")
-    p.add_argument("--profile", choices=("offline", "cifar"), default="offline")
+    p.add_argument("--profile", choices=("auto", "offline", "cifar"), default="auto",
+                   help="hyperparameter profile: auto (the method's profile for the run's preset, else offline), "
+                        "offline or cifar (default: auto)")
     p.add_argument("--fallback", default=None, help="phase to use if --start grok but the run never grokked")
     p.add_argument("--out", type=Path, default=None, help="write the unlearned model + result.json to this new dir")
     p.add_argument("--sweep", default=None, metavar="V1,V2,...",
@@ -317,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="θ_pre vs θ_grok × methods × seeds × forget rates, with paired statistics")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--methods", default="ft,ga,rl", help="comma-separated method names (default: ft,ga,rl)")
+    p.add_argument("--methods", default="ft,ga,scrub,fisher,nabla-tau",
+                   help="comma-separated method names (default: the paper's ft,ga,scrub,fisher,nabla-tau)")
     p.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list 0,1,5 (default: 3)")
     p.add_argument("--forget-rates", default="0.15,0.5", help="comma-separated rates in (0, 1) (default: 0.15,0.5)")
     p.add_argument("--out", type=Path, default=None, help="output dir, reused when resuming (default: <run>-compare)")
@@ -326,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: frac:0.9,frac:0.75,frac:0.5,frac:0.25,test)")
     p.add_argument("--primary", default=None, help="the target for the headline numbers (default: frac:0.5)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE", help="method hyperparameter")
-    p.add_argument("--profile", choices=("offline", "cifar"), default="offline")
+    p.add_argument("--profile", choices=("auto", "offline", "cifar"), default="auto",
+                   help="hyperparameter profile: auto (the method's profile for the run's preset, else offline), "
+                        "offline or cifar (default: auto)")
     p.add_argument("--fallback", default=None, help="phase to use as θ_grok if the run never grokked (e.g. final)")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     p.add_argument("--bootstrap-seed", type=int, default=0)

@@ -1,4 +1,4 @@
-"""Built-in vision methods and metrics: FT, GA, RL, GradDiff, ℓ1-sparse, SalUn, SCRUB, SSD; accuracy and MIA.
+"""Built-in vision methods and metrics: FT, GA, RL, GradDiff, ℓ1-sparse, SalUn, SCRUB, SSD, Fisher, ∇τ; accuracy, MIA.
 
 Method names are lower-case (``grokplug unlearn --method salun``); the paper / toolkit spellings
 (``SalUn``, ``l1_sparse``, ``NegGrad+`` ...) are aliases. torch and scikit-learn are imported only
@@ -28,6 +28,8 @@ METHOD_ALIASES: dict[str, tuple[str, ...]] = {
     "salun": ("SalUn",),
     "scrub": ("SCRUB",),
     "ssd": ("SSD",),
+    "fisher": ("Fisher", "FisherForgetting", "fisher-forgetting"),
+    "nabla-tau": ("∇τ", "NablaTau", "nabla_tau"),
 }
 
 
@@ -35,8 +37,9 @@ METHOD_ALIASES: dict[str, tuple[str, ...]] = {
 def grokplug_register_methods(register: RegisterFn) -> None:
     from grokplug.vision.methods import FT, GA, RL, GradDiff, L1Sparse
     from grokplug.vision.methods_advanced import SCRUB, SSD, SalUn
+    from grokplug.vision.methods_paper import FisherForgetting, NablaTau
 
-    for method_cls in (FT, GA, RL, GradDiff, L1Sparse, SalUn, SCRUB, SSD):
+    for method_cls in (FT, GA, RL, GradDiff, L1Sparse, SalUn, SCRUB, SSD, FisherForgetting, NablaTau):
         register(method_cls.name, method_cls(), aliases=METHOD_ALIASES[method_cls.name])
 
 

@@ -113,9 +113,13 @@ def _run_info(run: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: the unlearning methods the grokking paper compares (GA, FT, SCRUB, Fisher forgetting, ∇τ): compare's default
+PAPER_METHODS = ("ft", "ga", "scrub", "fisher", "nabla-tau")
+
+
 def compare(
     run: str | os.PathLike[str],
-    methods: Sequence[str] | str = ("ft", "ga", "rl"),
+    methods: Sequence[str] | str = PAPER_METHODS,
     *,
     seeds: int | Sequence[int] = 3,
     forget_rates: Sequence[float] = (0.15, 0.5),
@@ -123,7 +127,7 @@ def compare(
     targets: Sequence[str | float] = DEFAULT_TARGETS,
     primary: str | float = DEFAULT_PRIMARY,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
-    profile: str = "offline",
+    profile: str = "auto",
     fallback: str | None = None,
     n_boot: int = 10_000,
     bootstrap_seed: int = 0,
@@ -135,11 +139,13 @@ def compare(
 ) -> CompareResult:
     """Run the matrix {θ_pre, θ_grok} × ``methods`` × ``seeds`` × ``forget_rates`` on a preset run.
 
-    ``seeds``: a count N (seeds 0..N-1) or explicit seeds. ``hparams``: per-method overrides, e.g.
+    ``seeds``: a count N (seeds 0..N-1) or explicit seeds. ``profile="auto"``: each method's profile
+    for the run's preset where it has one, else ``"offline"``. ``hparams``: per-method overrides, e.g.
     ``{"ga": {"epochs": 40}}``. ``out`` defaults to ``<run>-compare`` next to the run; cells already
     there are reused when their inputs' hashes match (``recompute=True`` ignores them). The run's
     checkpoints are only read. ``plots``/``analysis`` add figures and θ_pre/θ_grok analysis metrics.
     """
+    from .._method import resolve_profile
     from .._paths import check_output_dir
     from .._resolve import request_checkpoint
     from .._rundir import RunDir
@@ -172,7 +178,9 @@ def compare(
         if canonical not in method_objs:
             raise UsageError(f"hyperparameters given for {name!r}, which is not among the compared methods {list(method_objs)}")
         overrides[canonical] = dict(values)
-    resolved = {name: obj.hyperparameters(profile, **overrides.get(name, {})) for name, obj in method_objs.items()}
+    preset = str(rundir.config["preset"])
+    resolved = {name: obj.hyperparameters(resolve_profile(obj, profile, preset), **overrides.get(name, {}))
+                for name, obj in method_objs.items()}
     refs = {"pre": request_checkpoint(run_path, "pre"), "grok": request_checkpoint(run_path, "grok", fallback=fallback)}
     config = {
         "methods": list(method_objs), "seeds": seed_list, "forget_rates": rates, "targets": target_list,

@@ -189,7 +189,7 @@ class LLMMethod(UnlearningMethod):
         return getattr(importlib.import_module("grokplug.llm.trainers"), self.trainer_name)
 
     def hyperparameters(self, profile: str = "offline", **overrides: Any) -> dict[str, Any]:
-        if profile not in ("offline", "ou", "cifar"):  # "cifar" is the vision profile: same as offline here
+        if profile not in ("offline", "ou", "cifar", "auto"):  # "cifar" (vision) and "auto" mean offline here
             raise UsageError(
                 f"unknown profile {profile!r} for LLM method {self.name!r}; use 'offline' or 'ou'"
             )

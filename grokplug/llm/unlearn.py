@@ -321,8 +321,12 @@ def cli_unlearn(args: Any) -> int:
                              lora=args.lora, seed=args.seed, hparams=_hparams(args.set), profile=args.profile,
                              target=target, fallback=args.fallback, output_dir=args.out)
     info = llm_result_to_dict(result)
+    from .._advice import note_for_result
+    from ..plugins import get_plugin_manager
+
+    note = note_for_result(get_plugin_manager().methods.get(args.method), info)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(json.dumps({**info, "note": note}, indent=2, default=str))
         return 0
     steps = info["steps_to_target"]
     print(f"method {info['method']} from θ_{info['start']} (step {info['start_step']}) on {args.forget_split}"
@@ -332,6 +336,8 @@ def cli_unlearn(args: Any) -> int:
                 "forget_Q_A_ROUGE", "forget_truth_ratio", "privleak"):
         if info.get(key) is not None:
             print(f"{key:<19} {info[key]:.4g}")
+    if note:
+        print(note)
     if args.out:
         print(f"written: {args.out}")
     return 0

@@ -37,7 +37,19 @@ from .data import VisionData
 __all__ = ["FT", "GA", "RL", "GradDiff", "L1Sparse", "StepBudget", "make_optimizer", "model_device", "random_labels"]
 
 #: SGD with OPTML's momentum / weight decay, the optimizer every OPTML method builds for itself.
-_OPTML_SGD: dict[str, Any] = {"momentum": 0.9, "weight_decay": 5e-4}
+_OPTML_SGD: dict[str, Any] = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4}
+
+#: Per-preset profiles of the iterative methods (profile ``"auto"`` picks the run's preset). One rule
+#: for every method, not tuned on either start: ``modular`` and ``modular-transformer`` train with
+#: full-batch AdamW to CE losses of ~1e-1 (θ_pre) and ~1e-4 (θ_grok), where an SGD step (∝ gradient
+#: ∝ loss) barely moves the weights, so their profile is Adam (scale-free steps) at the preset's own
+#: training learning rate, without weight decay; ``digits`` keeps the offline defaults, which were
+#: chosen on it. tests/test_vision_profiles.py checks the learning rates against the presets' configs.
+PRESET_PROFILES: dict[str, dict[str, Any]] = {
+    "modular": {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0},
+    "modular-transformer": {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0},
+    "digits": {},
+}
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -155,7 +167,8 @@ class _IterativeMethod(UnlearningMethod):
 
 
 def _sgd(model: nn.Module, hp: dict[str, Any]) -> torch.optim.Optimizer:
-    return make_optimizer(model, "sgd", hp["lr"], hp["momentum"], hp["weight_decay"])
+    """The method's own optimizer: OPTML's SGD by default, ``optimizer="adam"`` where a profile says so."""
+    return make_optimizer(model, str(hp.get("optimizer", "sgd")), hp["lr"], hp["momentum"], hp["weight_decay"])
 
 
 def finetune_epoch(
@@ -184,6 +197,7 @@ class FT(_IterativeMethod):
     description = "Fine-tune on the retain set (OPTML FT): forgetting by catastrophic interference"
     defaults = {"lr": 0.1, "epochs": 10, **_OPTML_SGD, "max_steps": None}
     cifar_defaults = {"lr": 0.01, "epochs": 10}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
@@ -205,8 +219,10 @@ class L1Sparse(_IterativeMethod):
     name = "l1-sparse"
     description = "FT with a linearly decaying l1 penalty on the weights (OPTML l1-sparse / FT_l1)"
     defaults = {"lr": 0.1, "epochs": 10, "alpha": 1e-3, "no_l1_epochs": 0, **_OPTML_SGD, "max_steps": None}
-    # SalUn authors' run scripts: --unlearn FT_prune --alpha 1e-4 --unlearn_lr 0.01 --unlearn_epochs 10
+    # Unlearn-Saliency Classification/README.md (f31f82e), l1-sparse: --unlearn_lr 0.01 --unlearn_epochs 10;
+    # it leaves --alpha as ${alpha}, so alpha 1e-4 is grokplug's choice, not a published value
     cifar_defaults = {"lr": 0.01, "epochs": 10, "alpha": 1e-4}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
@@ -226,7 +242,10 @@ class GA(_IterativeMethod):
     name = "ga"
     description = "Gradient ascent on the forget set (OPTML GA)"
     defaults = {"lr": 1e-3, "epochs": 20, **_OPTML_SGD, "max_steps": None}
-    cifar_defaults = {"lr": 1e-4, "epochs": 5}  # Unlearn-Saliency README: GA --unlearn_lr 0.0001 --unlearn_epochs 5
+    # Unlearn-Saliency Classification/README.md (f31f82e), GA: --unlearn_lr 0.0001 --unlearn_epochs 5
+    # (the top-level README.md gives no GA command)
+    cifar_defaults = {"lr": 1e-4, "epochs": 5}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
@@ -252,7 +271,8 @@ class RL(_IterativeMethod):
     name = "rl"
     description = "Random labels on the forget set, then fine-tuning on retain (SalUn's RL, cifar10 branch)"
     defaults = {"lr": 0.1, "epochs": 5, "relabel": "any", **_OPTML_SGD, "max_steps": None}
-    cifar_defaults = {"lr": 0.013, "epochs": 10}  # SalUn README example (0.013, 10 epochs), without the mask
+    cifar_defaults = {"lr": 0.013, "epochs": 10}  # Unlearn-Saliency top-level README.md example (RL, 0.013, 10 epochs)
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
@@ -288,6 +308,7 @@ class GradDiff(_IterativeMethod):
     defaults = {"lr": 0.03, "epochs": 5, "retain_weight": 0.9, **_OPTML_SGD, "max_steps": None}
     # NegGrad+ as the SSD / DeepUnlearn ports of SCRUB run it: α = 0.95, 10 epochs, SGD lr 0.01.
     cifar_defaults = {"lr": 0.01, "epochs": 10, "retain_weight": 0.95, "weight_decay": 0.0}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         weight = float(hp["retain_weight"])

@@ -20,6 +20,7 @@ from ..errors import UsageError
 from .data import VisionData
 from .methods import (
     _OPTML_SGD,
+    PRESET_PROFILES,
     StepBudget,
     _IterativeMethod,
     batches,
@@ -90,6 +91,7 @@ class SalUn(_IterativeMethod):
     description = "Saliency-masked random labelling (SalUn: RL on the top-|grad| weights, the rest frozen at θ0)"
     defaults = {"lr": 0.1, "epochs": 5, "mask_ratio": 0.5, "relabel": "any", **_OPTML_SGD, "max_steps": None}
     cifar_defaults = {"lr": 0.013, "epochs": 10, "mask_ratio": 0.5}  # SalUn README: RL, 0.013, 10 epochs, with_0.5.pt
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         mask = saliency_mask(model, data, float(hp["mask_ratio"]))
@@ -97,7 +99,7 @@ class SalUn(_IterativeMethod):
         params = dict(model.named_parameters())
         masked = [(params[n], m.to(device=params[n].device, dtype=params[n].dtype)) for n, m in mask.items()]
         theta0 = [p.detach().clone() for p, _ in masked]
-        optimizer = make_optimizer(model, "sgd", hp["lr"], hp["momentum"], hp["weight_decay"])
+        optimizer = make_optimizer(model, str(hp["optimizer"]), hp["lr"], hp["momentum"], hp["weight_decay"])
 
         def mask_gradients(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
             for p, m in masked:
@@ -149,6 +151,7 @@ class SCRUB(_IterativeMethod):
     }
     # SCRUB large-scale notebook (CIFAR-10 ResNet): sgd, 5e-4, 3 epochs, msteps 2, T 4, γ .99, α .001, decay [3,5,9]
     cifar_defaults = {"lr": 5e-4, "epochs": 3, "msteps": 2}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         teacher = copy.deepcopy(model).eval()
