@@ -43,8 +43,8 @@ def barely_moved_note(
     if not getattr(method, "iterative", True):
         knob = getattr(method, "strength_param", None)
         if knob and knob in params:
-            return (f"note: {moved}; {name} is one-shot: raise its strength, e.g. --set {knob}=<larger than "
-                    f"{params[knob]:g}>, or try several with --sweep V1,V2,...")
+            return (f"note: {moved}; {name} is one-shot: its strength is {knob} (now {params[knob]:g}; the method's "
+                    f"docs say which way is stronger), try several with --sweep V1,V2,...")
         return f"note: {moved}; {name} is one-shot and declares no strength knob to turn"
     step, length = _first(params, _STEP_KNOBS), _first(params, _LENGTH_KNOBS)
     knobs = [f"--set {k}=<larger than {params[k]:g}>" for k in (step, length) if k is not None and isinstance(params[k], (int, float))]

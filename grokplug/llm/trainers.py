@@ -303,9 +303,10 @@ class RMU(GradDiff):
       (:func:`~grokplug.llm.losses.activation_mse`); ``"per_sequence"`` is each sequence's own mean.
 
     Remaining differences from OU: ``steering_coeff`` 2 and ``trainable_params_regex`` ``[".*"]`` are
-    the values our TOFU method profile uses (OU's class defaults are 20 and layers 5–7
-    ``mlp.down_proj.weight``; its ``RMU.yaml`` uses 300, α 1000); ``requires_grad`` flags are restored
-    to each parameter's own value after the optimizer is built (OU sets all to ``True``).
+    OU's TOFU experiment values at snapshot d3d7cf9 (the ``RMU`` class itself defaults to 20 and layers
+    5–7 ``mlp.down_proj.weight``; a later ``configs/trainer/RMU.yaml``, 8f9872c, uses steering 300 and
+    α 1000); ``requires_grad`` flags are restored to each parameter's own value after the optimizer is
+    built (OU freezes everything else and sets the selected ones to ``True``).
     """
 
     needs_reference = True
