@@ -275,7 +275,21 @@ def test_an_explicit_reference_is_used_as_given(model, inputs, tmp_path):
     other = tiny_llama(seed=5)  # e.g. θ_pre as the reference for a θ_grok start
     trainer = make_trainer(NPO, model, tmp_path, ref_model=other, alpha=0.0)
     assert trainer.ref_model is other and not other.training
-    assert trainer.compute_loss(model, inputs).item() != pytest.approx(2 / 0.1 * LOG2, rel=1e-3)
+    forget = inputs["forget"]
+
+    def summed_nll(m):  # per sequence, by explicit loops over the labelled positions
+        with torch.no_grad():
+            logp = F.log_softmax(m(input_ids=forget["input_ids"], attention_mask=forget["attention_mask"]).logits, -1)
+        return torch.tensor([
+            -sum(float(logp[i, t - 1, forget["labels"][i, t]]) for t in range(1, forget["labels"].shape[1])
+                 if forget["labels"][i, t] != -100)
+            for i in range(forget["labels"].shape[0])
+        ])
+
+    gap = summed_nll(model) - summed_nll(other)  # NPO: −2/β · mean logσ(β (NLL_θ − NLL_ref)), ref = `other`
+    expected = float(-2 / 0.1 * F.logsigmoid(0.1 * gap).mean())
+    assert expected != pytest.approx(2 / 0.1 * LOG2, rel=1e-3)  # the reference really shifts the loss here
+    assert trainer.compute_loss(model, inputs).item() == pytest.approx(expected, rel=1e-4)
 
 
 # -- registry ------------------------------------------------------------------------------------
