@@ -245,7 +245,7 @@ def test_analyse_run_on_modular(modular_run_dir) -> None:  # noqa: ANN001
         with torch.no_grad():
             ce = float(torch.nn.functional.cross_entropy(model(x_all).double(), y_all))
         assert s["train_loss"] == pytest.approx(ce, rel=1e-4)
-        norm = math.sqrt(sum(float(p.double().square().sum()) for p in model.parameters()))
+        norm = math.sqrt(sum(float(p.detach().double().square().sum()) for p in model.parameters()))
         assert s["weight_norm"] == pytest.approx(norm, rel=1e-9)
         assert s["scale_free"]["lambda_over_trace"] == pytest.approx(s["curvature"]["lambda_max"] / s["curvature"]["trace"], rel=1e-9)
         assert s["grad_alignment"]["abs_cos"] == pytest.approx(abs(s["grad_alignment"]["cos"]))
