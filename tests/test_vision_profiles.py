@@ -55,7 +55,8 @@ def test_barely_moved_note_hand_cases() -> None:
     line = barely_moved_note(_Iterative(), 1.0, 1.0, params)
     assert line is not None and "\n" not in line
     assert "1.000 → 1.000" in line and "--set lr=<larger than 0.001>" in line and "epochs=<larger than 20>" in line
-    assert barely_moved_note(_Iterative(), 1.0, 1.0 - BARELY_MOVED, params) is None  # moved by the threshold
+    assert barely_moved_note(_Iterative(), 1.0, 0.75, params, threshold=0.25) is None  # a drop of exactly the threshold
+    assert barely_moved_note(_Iterative(), 1.0, 0.97, params) is None and BARELY_MOVED == 0.02
     assert barely_moved_note(_Iterative(), 1.0, 0.99, params) is not None  # 0.01 < 0.02
     assert barely_moved_note(_Iterative(), 0.5, 0.9, params) is not None  # went up: certainly not forgotten
     shot = barely_moved_note(_OneShot(), 0.97, 0.97, {"selection_weighting": 10.0})
