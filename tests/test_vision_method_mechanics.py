@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from grokplug.errors import UsageError
 from grokplug.vision import methods, methods_advanced
 from grokplug.vision.data import VisionData
-from grokplug.vision.methods import GA, L1Sparse, GradDiff, RL
+from grokplug.vision.methods import GA, RL, GradDiff, L1Sparse
 from grokplug.vision.methods_advanced import distill_kl, saliency_mask
 
 C = 3

@@ -19,7 +19,17 @@ from torch.func import functional_call, grad, vmap
 from .._method import UnlearningMethod
 from ..errors import UsageError
 from .data import VisionData
-from .methods import _OPTML_SGD, PRESET_PROFILES, StepBudget, _IterativeMethod, batches, cycled, make_optimizer, model_device, sgd_step
+from .methods import (
+    _OPTML_SGD,
+    PRESET_PROFILES,
+    StepBudget,
+    _IterativeMethod,
+    batches,
+    cycled,
+    make_optimizer,
+    model_device,
+    sgd_step,
+)
 
 __all__ = ["FisherForgetting", "NablaTau", "fisher_diagonal", "fisher_noise_variance", "held_out_loss"]
 
