@@ -25,7 +25,7 @@ from ._paths import check_output_dir, source_dirs
 from ._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ._targets import resolve_target
 from ._unlearn_types import UnlearnContext, UnlearnResult
-from ._unlearning_method import UnlearningMethod
+from ._unlearning_method import UnlearningMethod, resolve_profile
 from ._validate import check_seed, method_hparams
 from .errors import DivergedError, GrokplugError, UsageError
 from .plugins import get_plugin_manager
@@ -97,7 +97,7 @@ def unlearn(
     target: str | float | None = DEFAULT,
     seed: int = 0,
     hparams: Mapping[str, Any] | None = None,
-    profile: str = "offline",
+    profile: str = "auto",
     eval_every: int = 1,
     stop_at_target: bool = True,
     fallback: str | None = None,
@@ -118,7 +118,9 @@ def unlearn(
     replaces the domain's; ``metrics`` names extra metrics from the registry, each called as
     ``metric(model, data)`` on the start and the result. Everything is seeded (``random``, numpy,
     torch). The source checkpoint is only read (checked after the run); with ``output_dir`` the
-    unlearned model and ``result.json`` go to a new directory, atomically.
+    unlearned model and ``result.json`` go to a new directory, atomically. ``profile="auto"`` takes the
+    method's profile for the run's preset where it has one (:func:`grokplug._unlearning_method.resolve_profile`),
+    else ``"offline"``.
     """
     if output_dir is not None:  # refused before any work: never into the source run, never over a file
         check_output_dir(output_dir, sources=source_dirs(source) if source is not None else [], what="output_dir",
@@ -129,6 +131,7 @@ def unlearn(
     domain.check_options(options)
     pm = get_plugin_manager()
     extra_metrics = {m: pm.metrics.get(m) for m in metrics}
+    profile = resolve_profile(method_obj, profile, preset_of(source) if source is not None else None)
     params = method_hparams(method_obj, profile, hparams)
     if "seed" in params and "seed" not in (hparams or {}):  # a method with its own seed gets the run's
         params["seed"] = seed
@@ -206,6 +209,14 @@ def unlearn(
     return result
 
 
+def preset_of(source: Source) -> str | None:
+    """The preset that made ``source``'s run, if any (a path that is not a run has none)."""
+    try:
+        return run_dir_of(source).config.get("preset")
+    except (UsageError, OSError, TypeError):
+        return None
+
+
 def _start_name(ref: Any, start: str) -> str:
     return f"θ_{ref.phase}" if ref is not None else f"start {start!r}"
 
@@ -218,6 +229,7 @@ def result_to_dict(result: UnlearnResult) -> dict[str, Any]:
     return {
         "method": result.method,
         "domain": result.config.get("domain"),
+        "profile": result.config.get("profile"),
         "hparams": result.config.get("hparams"),
         "seed": result.config.get("seed"),
         "target": result.config.get("target"),

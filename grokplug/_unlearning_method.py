@@ -13,8 +13,11 @@ class UnlearningMethod:
     place and return ``None``, or return a (possibly new) model; it may build its own optimizer
     (the step monitor counts updates through PyTorch's global optimizer hook, so it sees them).
 
-    * ``defaults``: hyperparameters for the offline presets (digits, modular);
-    * ``cifar_defaults``: overrides for the paper's CIFAR-10 / ResNet-18 protocol;
+    * ``defaults``: hyperparameters for the offline presets (profile ``"offline"``);
+    * ``cifar_defaults``: overrides for the paper's CIFAR-10 / ResNet-18 protocol (profile ``"cifar"``);
+    * ``preset_defaults``: ``{preset name: overrides}``, one profile per built-in preset; profile
+      ``"auto"`` (what ``grokplug unlearn`` and ``compare`` use by default) picks the run's preset
+      profile when the method has one, else ``"offline"`` (:func:`resolve_profile`);
     * ``iterative``: ``False`` for one-shot methods (e.g. SSD): steps-to-target is not applicable and
       ``strength_param`` names the knob to sweep instead.
     """
@@ -24,16 +27,23 @@ class UnlearningMethod:
     description: ClassVar[str] = ""
     defaults: ClassVar[Mapping[str, Any]] = {}
     cifar_defaults: ClassVar[Mapping[str, Any]] = {}
+    preset_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     iterative: ClassVar[bool] = True
     strength_param: ClassVar[str | None] = None
 
     def hyperparameters(self, profile: str = "offline", **overrides: Any) -> dict[str, Any]:
-        """Defaults for ``profile`` (``offline`` or ``cifar``) with ``overrides`` applied; unknown names refused."""
+        """Defaults for ``profile`` (``offline``, ``cifar`` or a preset name) with ``overrides`` applied.
+
+        Unknown hyperparameter names are refused. ``"auto"`` here means ``"offline"``: only the caller
+        knows the run's preset (see :func:`resolve_profile`).
+        """
         from .errors import UsageError
 
         params = dict(self.defaults)
         if profile == "cifar":
             params.update(self.cifar_defaults)
+        elif profile in self.preset_defaults:
+            params.update(self.preset_defaults[profile])
         unknown = sorted(set(overrides) - set(params))
         if unknown:
             raise UsageError(
@@ -50,3 +60,16 @@ class UnlearningMethod:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+#: profile names every method understands; a preset name is a profile too where the method defines one
+PROFILES = ("auto", "offline", "cifar")
+
+
+def resolve_profile(method: Any, profile: str, preset: str | None) -> str:
+    """``"auto"`` → ``preset`` when ``method`` has a profile for it, else ``"offline"``; other names unchanged."""
+    if profile != "auto":
+        return profile
+    if preset is not None and preset in (getattr(method, "preset_defaults", None) or {}):
+        return preset
+    return "offline"

@@ -206,14 +206,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_unlearn(args: argparse.Namespace) -> int:
     import contextlib
 
+    from ._advice import note_for_result
     from ._paths import check_output_dir
-    from ._unlearn import DEFAULT, domain_of, registered_method, result_to_dict, unlearn
+    from ._unlearn import DEFAULT, domain_of, preset_of, registered_method, result_to_dict, unlearn
+    from ._unlearning_method import resolve_profile
     from ._validate import check_seed, method_hparams
 
     if args.out is not None:
         check_output_dir(args.out, sources=[args.run_dir], what="--out", must_be_empty=True)
     check_seed(args.seed, "--seed")
-    method_hparams(_method_entry(args.method).obj, args.profile, _hparams(args.set), what="--set")
+    method = _method_entry(args.method).obj
+    method_hparams(method, resolve_profile(method, args.profile, preset_of(args.run_dir)), _hparams(args.set), what="--set")
 
     if args.sweep is not None:
         return _cmd_sweep(args)
@@ -228,8 +231,9 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
             hparams=_hparams(args.set), profile=args.profile, fallback=args.fallback, output_dir=args.out, **options,
         )
     info = {**result_to_dict(result), **domain.result_fields(result)}
+    note = note_for_result(method, info)
     if args.json:
-        print(_json(info))
+        print(_json({**info, "note": note}))
         return 0
     steps = info["steps_to_target"] if info["steps_applicable"] else "n/a (one-shot)"
     where = f" on {info['forget_split']}" if info.get("forget_split") else ""
@@ -239,6 +243,8 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     for key in domain.report_keys:
         if isinstance(info.get(key), (int, float)):
             print(f"{key:<19} {info[key]:.4f}")
+    if note:
+        print(note)
     if args.out:
         print(f"written: {args.out}")
     return 0
@@ -347,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None,
                    help="forget-acc target: a number, test, frac:F, retrain or none (default: test for vision, retrain for LLM)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="method hyperparameter")
-    p.add_argument("--profile", choices=("offline", "cifar"), default="offline")
+    p.add_argument("--profile", choices=("auto", "offline", "cifar"), default="auto",
+                   help="hyperparameter profile: auto (the method's profile for the run's preset, else offline), "
+                        "offline or cifar (default: auto)")
     p.add_argument("--fallback", default=None, help="phase to use if --start grok but the run never grokked")
     p.add_argument("--out", type=Path, default=None, help="write the unlearned model + result.json to this new dir")
     p.add_argument("--sweep", default=None, metavar="V1,V2,...",
@@ -360,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="θ_pre vs θ_grok × methods × seeds × forget rates, with paired statistics")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--methods", default="ft,ga,rl", help="comma-separated method names (default: ft,ga,rl)")
+    p.add_argument("--methods", default="ft,ga,scrub,fisher,nabla-tau",
+                   help="comma-separated method names (default: the paper's ft,ga,scrub,fisher,nabla-tau)")
     p.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list 0,1,5 (default: 3)")
     p.add_argument("--forget-rates", default=None,
                    help="comma-separated rates in (0, 1) (default: 0.15,0.5 for vision; 0.1 = forget10 for TOFU runs, "
@@ -371,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: frac:0.9,frac:0.75,frac:0.5,frac:0.25, and test for vision runs)")
     p.add_argument("--primary", default=None, help="the target for the headline numbers (default: frac:0.5)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE", help="method hyperparameter")
-    p.add_argument("--profile", choices=("offline", "cifar"), default="offline")
+    p.add_argument("--profile", choices=("auto", "offline", "cifar"), default="auto",
+                   help="hyperparameter profile: auto (the method's profile for the run's preset, else offline), "
+                        "offline or cifar (default: auto)")
     p.add_argument("--fallback", default=None, help="phase to use as θ_grok if the run never grokked (e.g. final)")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     p.add_argument("--bootstrap-seed", type=int, default=0)

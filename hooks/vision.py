@@ -1,4 +1,4 @@
-"""Built-in vision methods and metrics: FT, GA, RL, GradDiff, ℓ1-sparse, SalUn, SCRUB, SSD; accuracy and MIA.
+"""Built-in vision methods and metrics: FT, GA, RL, GradDiff, ℓ1-sparse, SalUn, SCRUB, SSD, Fisher, ∇τ; accuracy, MIA.
 
 Method names are lower-case (``grokplug unlearn --method salun``); the paper / toolkit spellings
 (``SalUn``, ``l1_sparse``, ``NegGrad+`` ...) are aliases. torch and scikit-learn are imported only
@@ -28,15 +28,18 @@ METHOD_ALIASES: dict[str, tuple[str, ...]] = {
     "salun": ("SalUn",),
     "scrub": ("SCRUB",),
     "ssd": ("SSD",),
+    "fisher": ("Fisher", "FisherForgetting", "fisher-forgetting"),
+    "nabla-tau": ("NablaTau", "nabla_tau"),  # ASCII only: method names follow one documented pattern
 }
 
 
 @hookimpl
 def grokplug_register_methods(register: RegisterFn) -> None:
     from grokplug.vision.methods import FT, GA, RL, GradDiff, L1Sparse
+    from grokplug.vision.methods_paper import FisherForgetting, NablaTau
     from grokplug.vision.methods_salun_scrub_ssd import SCRUB, SSD, SalUn
 
-    for method_cls in (FT, GA, RL, GradDiff, L1Sparse, SalUn, SCRUB, SSD):
+    for method_cls in (FT, GA, RL, GradDiff, L1Sparse, SalUn, SCRUB, SSD, FisherForgetting, NablaTau):
         register(method_cls.name, method_cls(), aliases=METHOD_ALIASES[method_cls.name])
 
 

@@ -120,8 +120,41 @@ def test_grad_alignment_matches_hand_computed_gradients() -> None:
     assert out["retain_grad_norm"] == pytest.approx(float(g_r.norm()), rel=1e-10)
     assert set(out["per_layer"]) == {"w"}  # the frozen parameter is skipped
     assert out["per_layer"]["w"]["cos"] == pytest.approx(expected, rel=1e-10)
-    assert out["per_example"]["n"] == 4 and -1.0 <= out["per_example"]["mean_cos"] <= 1.0
+    assert out["per_example"]["n"] == 4
     assert model.w.grad is None and model.training  # the caller's model is untouched, mode restored
+    # per-example cosines over *all* forget examples (k = n), computed independently from the closed form
+    every = grad_alignment(model, forget, (xr, yr), _sq, per_example=8)["per_example"]
+    per_example = torch.stack([torch.dot((xf[i] @ w - yf[i]) * xf[i], g_r) / (((xf[i] @ w - yf[i]) * xf[i]).norm() * g_r.norm()) for i in range(8)])
+    assert every["n"] == 8
+    assert every["mean_cos"] == pytest.approx(float(per_example.mean()), rel=1e-10)
+    assert every["mean_abs_cos"] == pytest.approx(float(per_example.abs().mean()), rel=1e-10)
+    assert every["frac_ascent_harms_retain"] == pytest.approx(float((per_example > 0).double().mean()))
+
+
+def test_per_example_fractions_follow_the_ascent_sign() -> None:
+    """Hand-worked: w = 0, so ∇ℓ_i = −y_i x_i. Retain: x = e1, y = −1 → ḡ_R = +e1.
+
+    Forget: three examples with ∇ℓ_i = +e1 (cos +1: an ascent step on them raises the retain loss by
+    ≈ η⟨∇ℓ_i, ḡ_R⟩ > 0, the damaging case), two with −e1 (cos −1) and one with +e2 (cos 0, neither).
+    """
+    model = _Linear(torch.zeros(2, dtype=torch.float64))
+    e1, e2 = [1.0, 0.0], [0.0, 1.0]
+    xf = torch.tensor([e1, e1, e1, e1, e1, e2], dtype=torch.float64)
+    yf = torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, -1.0], dtype=torch.float64)
+    retain = (torch.tensor([e1], dtype=torch.float64), torch.tensor([-1.0], dtype=torch.float64))
+    stats = grad_alignment(model, (xf, yf), retain, _sq, per_example=6)["per_example"]
+    assert stats["n"] == 6
+    assert stats["frac_ascent_harms_retain"] == pytest.approx(3 / 6)
+    assert stats["frac_ascent_helps_retain"] == pytest.approx(2 / 6)
+    assert stats["mean_cos"] == pytest.approx((3 - 2) / 6)
+    assert stats["mean_abs_cos"] == pytest.approx(5 / 6)
+    # and the first-order claim itself: a small ascent step on a "harms" example raises the retain loss
+    eta = 1e-3
+    retain_loss = lambda w: 0.5 * float((retain[0] @ w - retain[1]).square().mean())  # noqa: E731
+    step_harms = eta * (-yf[0] * xf[0])  # θ + η∇ℓ_0
+    step_helps = eta * (-yf[3] * xf[3])
+    zero = torch.zeros(2, dtype=torch.float64)
+    assert retain_loss(step_harms) > retain_loss(zero) > retain_loss(step_helps)
 
 
 def test_grad_alignment_opposite_gradients() -> None:
@@ -193,13 +226,28 @@ def test_analyse_run_on_modular(modular_run_dir) -> None:  # noqa: ANN001
     out = analyse_run(modular_run_dir, iters=30, probes=8, per_example=8, methods=["ga"], unlearn_budget=5)
     json.dumps(out, allow_nan=False)  # strictly JSON-serialisable
     assert out["preset"] == "modular" and out["loss"] == "ce"
+    from grokplug import build_model, load_checkpoint, run_data
+
+    data = run_data(modular_run_dir, seed=0)
+    pairs = list(data.full_train)  # one pass: the loader reshuffles on every iteration
+    x_all, y_all = torch.cat([x for x, _ in pairs]), torch.cat([y for _, y in pairs])
     for start in ("pre", "grok"):
         s = out["starts"][start]
         for value in (s["train_loss"], s["weight_norm"], s["grad_alignment"]["cos"], s["curvature"]["lambda_max"],
                       s["curvature"]["trace"], s["scale_free"]["lambda_over_trace"], s["scale_free"]["lambda_times_weight_norm_sq"]):
             assert isinstance(value, float) and math.isfinite(value)
         assert set(s["grad_alignment"]["per_layer"]) == {"embed", "hidden", "out"}
-        assert 0.0 <= s["grad_alignment"]["abs_cos"] <= 1.0
+        # independent recomputation of the plain numbers from the checkpoint itself
+        model = build_model(modular_run_dir)
+        load_checkpoint(model, modular_run_dir, start)
+        model.eval()
+        with torch.no_grad():
+            ce = float(torch.nn.functional.cross_entropy(model(x_all).double(), y_all))
+        assert s["train_loss"] == pytest.approx(ce, rel=1e-4)
+        norm = math.sqrt(sum(float(p.detach().double().square().sum()) for p in model.parameters()))
+        assert s["weight_norm"] == pytest.approx(norm, rel=1e-9)
+        assert s["scale_free"]["lambda_over_trace"] == pytest.approx(s["curvature"]["lambda_max"] / s["curvature"]["trace"], rel=1e-9)
+        assert s["grad_alignment"]["abs_cos"] == pytest.approx(abs(s["grad_alignment"]["cos"]))
     assert out["starts"]["pre"]["step"] < out["starts"]["grok"]["step"]
     assert out["ratios_pre_over_grok"]["train_loss"] > 10  # θ_grok fits far more tightly
     cka = out["cka_pre_vs_grok"]
@@ -210,8 +258,6 @@ def test_analyse_run_on_modular(modular_run_dir) -> None:  # noqa: ANN001
         assert ga[start]["total_steps"] <= 5
         assert 0.0 < ga[start]["cka_start_vs_unlearned"]["retain"] <= 1.0 + 1e-9
     # already unlearned models may be passed instead of method names; a model compared with itself gives CKA 1
-    from grokplug import build_model, load_checkpoint
-
     same = build_model(modular_run_dir)
     load_checkpoint(same, modular_run_dir, "grok")
     given = analyse_run(modular_run_dir, iters=2, probes=1, per_example=0, methods={"mine": {"grok": same}})

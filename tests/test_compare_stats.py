@@ -19,14 +19,18 @@ def test_mean_and_sample_std():
     assert mean_std([])["mean"] is None
 
 
-def test_bootstrap_ci_matches_a_direct_numpy_computation():
-    x = np.array([3.0, 7.0, 1.0, 9.0, 4.0])
-    idx = np.random.default_rng(42).integers(0, 5, size=(10_000, 5))
-    expected = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
-    low, high = bootstrap_ci(x, n_boot=10_000, seed=42)
-    assert (low, high) == (pytest.approx(expected[0]), pytest.approx(expected[1]))
-    assert low < x.mean() < high
+def test_bootstrap_ci_converges_to_the_exact_resampling_distribution():
+    """All 4⁴ = 256 resamples of [1, 2, 3, 10] are equally likely: enumerate them for the exact quantiles."""
+    import itertools
+
+    x = [1.0, 2.0, 3.0, 10.0]
+    means = np.sort([sum(c) / 4 for c in itertools.product(x, repeat=4)])
+    exact_low, exact_high = np.quantile(means, 0.025), np.quantile(means, 0.975)
+    low, high = bootstrap_ci(x, n_boot=20_000, seed=42)
+    assert low == pytest.approx(exact_low, abs=0.26) and high == pytest.approx(exact_high, abs=0.26)  # steps of 0.25
     assert bootstrap_ci(x, seed=42) == bootstrap_ci(x, seed=42)  # seeded: reproducible
+    narrower = bootstrap_ci(x, level=0.5, n_boot=20_000, seed=42)
+    assert low < narrower[0] < narrower[1] < high
 
 
 def test_bootstrap_ci_hand_computed_cases():
@@ -87,3 +91,13 @@ def test_steps_to_target_from_a_trail():
     assert rows["1.0"]["steps"] == 0 and rows["1.0"]["met_at_start"]
     one_shot = target_rows(["frac:0.5"], [], {"forget_acc": 0.9, "test_acc": 0.5}, None, False, 0.3)
     assert one_shot["frac:0.5"]["steps"] is None and one_shot["frac:0.5"]["reached"]
+
+
+def test_report_marks_a_censored_steps_difference():
+    from grokplug.compare._report import _diff_text
+
+    diff = {"mean": 6.0, "ci_low": 2.0, "ci_high": 9.0}
+    assert _diff_text({"diff": diff, "ratio": {"bound": "exact"}}) == "+6.0 (+2.0 to +9.0)"
+    assert _diff_text({"diff": diff, "ratio": {"bound": "lower"}}) == "≥ +6.0 (+2.0 to +9.0)"  # θ_pre censored
+    assert _diff_text({"diff": diff, "ratio": {"bound": "upper"}}) == "≤ +6.0 (+2.0 to +9.0)"  # θ_grok censored
+    assert _diff_text({"diff": diff, "ratio": {"bound": "undefined"}}).startswith("undefined")

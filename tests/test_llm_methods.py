@@ -141,8 +141,10 @@ def test_dpo_at_start_and_its_gradient(model, tmp_path):
 def test_rmu_defaults_and_forget_mse_decreases(model, inputs, tmp_path):
     start = tiny_llama()
     trainer = make_trainer(RMU, model, tmp_path, max_steps=4)
-    assert trainer.module_regex == r"model\.layers\.1"  # the last of the 2 decoder layers
+    assert trainer.module_regex == r"model\.layers\.0"  # no layer 7: the middle layer ⌊(2−1)/2⌋ = 0
+    assert trainer.model_module is model.model.layers[0]
     assert trainer.retain_loss_type == "EMBED_DIFF" and trainer.steering_coeff == 2.0
+    assert trainer.activation_loss == "ou"
     assert trainer.compute_retain_loss(model, inputs["retain"]).item() == pytest.approx(0.0, abs=1e-10)
     trainer.train()
     control = trainer.control_vec
@@ -150,19 +152,83 @@ def test_rmu_defaults_and_forget_mse_decreases(model, inputs, tmp_path):
 
     def forget_mse(m):
         forget = inputs["forget"]
-        acts, _ = forward_with_cache(m, forget, m.model.layers[1])
+        acts, _ = forward_with_cache(m, forget, m.model.layers[0])
         return activation_mse(acts, control.expand_as(acts), forget["labels"] != -100).item()
 
     assert forget_mse(model) < forget_mse(start) - 1e-3
 
 
+def test_rmu_steers_ou_layer_7_where_the_model_has_it(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from grokplug.llm.trainers import last_layer_regex, rmu_layer_regex
+
+    deep = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=8, intermediate_size=16, num_hidden_layers=10,
+                                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=16))
+    assert rmu_layer_regex(deep) == r"model\.layers\.7"  # OU's module_regex, not the middle (4) or last (9)
+    assert last_layer_regex(deep) == r"model\.layers\.9"
+    shallow = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=8, intermediate_size=16, num_hidden_layers=5,
+                                           num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=16))
+    assert rmu_layer_regex(shallow) == r"model\.layers\.2"  # ⌊(5−1)/2⌋
+
+
+def _hand_activation_sums(act, target, mask):
+    """s_i = Σ_t∈mask mean_d (a − c)², n_i = #masked tokens, by plain loops."""
+    sums, counts = [], []
+    for i in range(act.shape[0]):
+        total, n = 0.0, 0
+        for t in range(act.shape[1]):
+            if mask[i, t]:
+                total += float(((act[i, t] - target[i, t]) ** 2).mean())
+                n += 1
+        sums.append(total)
+        counts.append(n)
+    return sums, counts
+
+
+def test_rmu_activation_loss_is_ous_broadcast_by_default_for_unequal_lengths():
+    gen = torch.Generator().manual_seed(4)
+    act, target = torch.randn(3, 5, 4, generator=gen), torch.randn(3, 5, 4, generator=gen)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 0, 0, 0]], dtype=torch.bool)  # 5, 2, 1 tokens
+    sums, counts = _hand_activation_sums(act, target, mask)
+    b = len(sums)
+    # OU: [B] / [B, 1] broadcasts to [B, B]: element (j, i) = s_i / n_j, then the mean of all B² entries
+    ou = sum(sums[i] / counts[j] for i in range(b) for j in range(b)) / b**2
+    per_sequence = sum(s / n for s, n in zip(sums, counts, strict=True)) / b
+    assert abs(ou - per_sequence) > 0.1  # unequal lengths: the two reductions really differ here
+    assert activation_mse(act, target, mask).item() == pytest.approx(ou, rel=1e-5)
+    assert activation_mse(act, target, mask, "ou").item() == pytest.approx(ou, rel=1e-5)
+    assert activation_mse(act, target, mask, "per_sequence").item() == pytest.approx(per_sequence, rel=1e-5)
+    equal = torch.ones(3, 5, dtype=torch.bool)  # equal lengths: both reductions agree
+    assert activation_mse(act, target, equal).item() == pytest.approx(activation_mse(act, target, equal, "per_sequence").item(), rel=1e-6)
+
+
+def test_rmu_forget_loss_uses_the_chosen_reduction(model, tmp_path):
+    gen = torch.Generator().manual_seed(2)
+    items = [qa_item(gen, length=8, prompt=p) for p in (1, 5, 6)]  # answer lengths 7, 3, 2: unequal
+    forget = collator()(items)
+    for reduction in ("ou", "per_sequence"):
+        trainer = make_trainer(RMU, model, tmp_path / reduction, activation_loss=reduction)
+        loss, _ = trainer.compute_forget_loss(model, forget)
+        acts, _ = forward_with_cache(model, forget, model.model.layers[0])
+        control = trainer.control_vec.expand_as(acts)
+        sums, counts = _hand_activation_sums(acts.detach(), control, forget["labels"] != -100)
+        if reduction == "ou":
+            expected = sum(si / nj for si in sums for nj in counts) / len(sums) ** 2
+        else:
+            expected = sum(si / ni for si, ni in zip(sums, counts, strict=True)) / len(sums)
+        assert loss.item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(UsageError, match="activation_loss"):
+        make_trainer(RMU, model, tmp_path / "bad", activation_loss="mean")
+
+
 def test_rmu_trains_only_the_selected_parameters(model, tmp_path):
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    pattern = r"model\.layers\.1\.mlp\.down_proj\.weight"
+    pattern = r"model\.layers\.0\.mlp\.down_proj\.weight"  # in the steered layer (0), so it gets gradients
     trainer = make_trainer(RMU, model, tmp_path, trainable_params_regex=[pattern])
     trainer.train()
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, start[k])}
-    assert changed == {"model.layers.1.mlp.down_proj.weight"}
+    assert changed == {"model.layers.0.mlp.down_proj.weight"}
     assert all(p.requires_grad for p in model.parameters())  # each flag restored after building the optimizer
     with pytest.raises(UsageError, match="exactly one module"):
         make_trainer(RMU, tiny_llama(), tmp_path, module_regex=r"model\.layers\.\d")
@@ -209,7 +275,21 @@ def test_an_explicit_reference_is_used_as_given(model, inputs, tmp_path):
     other = tiny_llama(seed=5)  # e.g. θ_pre as the reference for a θ_grok start
     trainer = make_trainer(NPO, model, tmp_path, ref_model=other, alpha=0.0)
     assert trainer.ref_model is other and not other.training
-    assert trainer.compute_loss(model, inputs).item() != pytest.approx(2 / 0.1 * LOG2, rel=1e-3)
+    forget = inputs["forget"]
+
+    def summed_nll(m):  # per sequence, by explicit loops over the labelled positions
+        with torch.no_grad():
+            logp = F.log_softmax(m(input_ids=forget["input_ids"], attention_mask=forget["attention_mask"]).logits, -1)
+        return torch.tensor([
+            -sum(float(logp[i, t - 1, forget["labels"][i, t]]) for t in range(1, forget["labels"].shape[1])
+                 if forget["labels"][i, t] != -100)
+            for i in range(forget["labels"].shape[0])
+        ])
+
+    gap = summed_nll(model) - summed_nll(other)  # NPO: −2/β · mean logσ(β (NLL_θ − NLL_ref)), ref = `other`
+    expected = float(-2 / 0.1 * F.logsigmoid(0.1 * gap).mean())
+    assert expected != pytest.approx(2 / 0.1 * LOG2, rel=1e-3)  # the reference really shifts the loss here
+    assert trainer.compute_loss(model, inputs).item() == pytest.approx(expected, rel=1e-4)
 
 
 # -- registry ------------------------------------------------------------------------------------

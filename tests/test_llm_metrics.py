@@ -280,8 +280,7 @@ def test_evaluate_tofu_summary_reference_and_cache(model, tokenizer, tmp_path) -
     assert res["forget_quality"] is None and any("forget_quality" in n for n in res["notes"])
     assert 0 <= res["forget_Q_A_Prob"] <= 1 and 0 <= res["forget_truth_ratio"] <= 1
     assert 0 <= res["model_utility"] <= 1 and 0 <= res["mia_min_k"] <= 1
-    assert res["privleak"] == pytest.approx(((1 - res["mia_min_k"]) - 0.5) / (0.5 + 1e-10) * 100)
-    assert res["model_utility"] == pytest.approx(scipy.stats.hmean([res[k] for k in UTILITY_KEYS]))
+    # privleak and model_utility against hand cases: test_tofu_metric_wiring_each_split_and_field_feeds_its_metric
     assert len(res["value_by_index"]["forget_truth_ratio"]) == 5
     prov = res["provenance"]
     assert prov["cache"] == "miss" and prov["model_sha256"] == model_sha256(model)
@@ -351,3 +350,119 @@ def test_generalization_score_on_tiny_model(model, tokenizer) -> None:
     assert set(res) == {"exact_match", "rougeL_recall", "token_accuracy"}
     assert res["exact_match"] == 0.0  # 4 new tokens cannot reproduce a 10-token answer
     assert 0 <= res["token_accuracy"] <= 1
+
+
+# ---------------------------------------------------------------- which split and field feeds which metric
+_SPLITS = {"forget": "forget01_perturbed", "holdout": "holdout01", "retain": "retain_perturbed",
+           "ra": "real_authors_perturbed", "wf": "world_facts_perturbed"}
+
+
+def _wiring_rows() -> dict[str, list[dict]]:
+    """Every (split, field, row, option) carries its own NLL, written into the answer text as ``nll=<v>``.
+
+    The values are all distinct, so reading any field from another split or another field (the answer
+    where the paraphrase belongs, say) changes at least one output.
+    """
+    rows: dict[str, list[dict]] = {}
+    for s, split in enumerate(_SPLITS):
+        rows[split] = []
+        for r in range(3):
+            base = 0.05 + 0.11 * s + 0.37 * r
+            rows[split].append({
+                "question": f"q {split} {r}",
+                "answer": f"nll={base + 0.013:.4f} a",
+                "paraphrased_answer": f"nll={base + 0.591:.4f} p",
+                "perturbed_answer": [f"nll={base + 0.29 + 0.17 * k:.4f} w{k}" for k in range(3)],
+            })
+    return rows
+
+
+def _nll_of(text: str) -> float:
+    return float(text.split()[0].removeprefix("nll="))
+
+
+def _fake_stats(text: str) -> object:
+    from grokplug.llm._stats import AnswerStats
+
+    v = _nll_of(text)
+    n_right = int(round(v * 1000)) % 4  # teacher-forced argmax right on the first n_right of 4 tokens
+    labels = np.array([5, 6, 7, 8])
+    argmax = np.where(np.arange(4) < n_right, labels, 9)
+    return AnswerStats(avg_nll=v, num_tokens=5, token_logprobs=np.array([-v, -2 * v, -0.5 * v, -3 * v]),
+                       argmax=argmax, labels=labels, text=text)
+
+
+def test_tofu_metric_wiring_each_split_and_field_feeds_its_metric(monkeypatch, tokenizer) -> None:
+    """Model statistics are replaced by values read from the answer texts; the metric modules stay real."""
+    import grokplug.llm.evaluation as ev
+
+    def fake_answer_stats(model, tokenizer, rows, *, answer_key="answer", **kw):
+        return [[_fake_stats(t) for t in row[answer_key]] if isinstance(row[answer_key], list) else _fake_stats(row[answer_key])
+                for row in rows]
+
+    def fake_generate(model, tokenizer, rows, *, answer_key="answer", **kw):
+        # the "model" always generates the paraphrase: ROUGE against the answer is < 1, against itself 1
+        return [{"generation": row["paraphrased_answer"], "ground_truth": row[answer_key]} for row in rows]
+
+    monkeypatch.setattr(ev, "answer_stats", fake_answer_stats)
+    monkeypatch.setattr(ev, "generate_answers", fake_generate)
+    raw = _wiring_rows()
+    data = {_SPLITS[k]: datasets.Dataset.from_list(v) for k, v in raw.items()}
+    res = evaluate_tofu(torch.nn.Linear(2, 2), tokenizer, data, forget_split="forget01")
+
+    def col(split: str, field: str) -> list:
+        return [[_nll_of(t) for t in row[field]] if field == "perturbed_answer" else _nll_of(row[field]) for row in raw[split]]
+
+    prob, prob_opt, tr, rouge = (load_metric("tofu_probability"), load_metric("tofu_probability", "with_options"),
+                                 load_metric("truth_ratio"), load_metric("tofu_rouge"))
+
+    def rouge_of(split: str) -> float:
+        return rouge.compute(predictions=[r["paraphrased_answer"] for r in raw[split]],
+                             references=[r["answer"] for r in raw[split]])["agg_value"]
+
+    expected = {
+        "forget_Q_A_Prob": prob.compute(avg_nll=col("forget", "answer"))["agg_value"],
+        "forget_truth_ratio": tr.compute(correct_avg_nll=col("forget", "paraphrased_answer"),
+                                         wrong_avg_nlls=col("forget", "perturbed_answer"),
+                                         aggregator="closer_to_1_better")["agg_value"],
+        "forget_Q_A_ROUGE": rouge_of("forget"),
+        "retain_Q_A_Prob": prob.compute(avg_nll=col("retain", "answer"))["agg_value"],
+        "retain_Truth_Ratio": tr.compute(correct_avg_nll=col("retain", "paraphrased_answer"),
+                                         wrong_avg_nlls=col("retain", "perturbed_answer"),
+                                         aggregator="true_better")["agg_value"],
+        "retain_Q_A_ROUGE": rouge_of("retain"),
+    }
+    for tag in ("ra", "wf"):
+        expected[f"{tag}_Q_A_Prob_normalised"] = prob_opt.compute(
+            avg_nll=col(tag, "answer"), pert_avg_nlls=col(tag, "perturbed_answer"))["agg_value"]
+        expected[f"{tag}_Truth_Ratio"] = tr.compute(correct_avg_nll=col(tag, "answer"),
+                                                    wrong_avg_nlls=col(tag, "perturbed_answer"),
+                                                    aggregator="true_better")["agg_value"]
+        expected[f"{tag}_Q_A_ROUGE"] = rouge_of(tag)
+    members = [_fake_stats(r["answer"]) for r in raw["forget"]]
+    non_members = [_fake_stats(r["answer"]) for r in raw["holdout"]]
+    both = members + non_members
+    mia = load_metric("tofu_mia").compute(avg_nll=[s.avg_nll for s in both],
+                                          token_logprobs=[s.token_logprobs.tolist() for s in both],
+                                          texts=[s.text for s in both], is_holdout=[0] * 3 + [1] * 3, k=0.4)
+    expected.update({k: mia[k] for k in ("mia_loss", "mia_zlib", "mia_min_k")})
+    es = load_metric("extraction_strength").compute(predictions=[s.argmax.tolist() for s in members],
+                                                    references=[s.labels.tolist() for s in members])
+    expected["extraction_strength"] = es["agg_value"]
+    for key, value in expected.items():
+        assert res[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert res["model_utility"] == pytest.approx(scipy.stats.hmean([expected[k] for k in UTILITY_KEYS]))
+    # privleak against a retain model: hand cases. Same min-k AUC as ours: no leak; AUC 1 − s/2: +100 %
+    s = 1 - res["mia_min_k"]
+    same = evaluate_tofu(torch.nn.Linear(2, 2), tokenizer, data, forget_split="forget01",
+                         retain_reference={"mia_min_k": res["mia_min_k"], "value_by_index": {}})
+    assert same["privleak"] == pytest.approx(0.0, abs=1e-6)
+    half = evaluate_tofu(torch.nn.Linear(2, 2), tokenizer, data, forget_split="forget01",
+                         retain_reference={"mia_min_k": 1 - s / 2, "value_by_index": {}})
+    assert half["privleak"] == pytest.approx(100.0, rel=1e-6)
+    # the fixture discriminates: each swap the wiring could make gives a different number
+    assert prob.compute(avg_nll=col("forget", "paraphrased_answer"))["agg_value"] != pytest.approx(expected["forget_Q_A_Prob"])
+    assert prob.compute(avg_nll=col("retain", "answer"))["agg_value"] != pytest.approx(expected["forget_Q_A_Prob"])
+    swapped_tr = tr.compute(correct_avg_nll=col("forget", "answer"), wrong_avg_nlls=col("forget", "perturbed_answer"),
+                            aggregator="closer_to_1_better")["agg_value"]
+    assert swapped_tr != pytest.approx(expected["forget_truth_ratio"])

@@ -116,10 +116,15 @@ def test_lora_unlearning_saves_an_adapter_that_reloads_onto_the_start(tiny_run, 
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     with torch.no_grad():
         assert torch.allclose(reloaded(input_ids=ids).logits, result.model.eval()(input_ids=ids).logits, atol=1e-6)
-    assert result.metrics["forget_acc"] <= result.metrics["start_metrics"]["forget_acc"] + 1e-6
+    start_model = build_model(path)
+    grokplug.load_checkpoint(start_model, path, "grok", fallback="final")
+    with torch.no_grad():  # the adapter is not a no-op: 3 GradDiff steps moved the outputs
+        moved = (reloaded(input_ids=ids).logits - start_model.eval()(input_ids=ids).logits).abs().max()
+    assert float(moved) > 1e-4
+    assert result.total_steps == 3
 
 
-def test_retain_reference_is_trained_once_and_sets_the_retrain_target(tiny_run):
+def test_retain_reference_is_trained_once_and_sets_the_retrain_target(tiny_run, tmp_path):
     from grokplug.llm.unlearn import retain_reference, unlearn_llm
 
     path, _ = tiny_run
@@ -131,9 +136,15 @@ def test_retain_reference_is_trained_once_and_sets_the_retrain_target(tiny_run):
     again = retain_reference(path, "forget10", eval_kwargs=EVAL)  # cached: not retrained
     assert again == json.loads(json.dumps(reference))
     result = unlearn_llm("llm-ga", path, start="pre", hparams={"max_steps": 2}, retain_reference_eval=reference,
-                         target="retrain", eval_kwargs=EVAL)
+                         target="retrain", eval_kwargs=EVAL, output_dir=tmp_path / "out")
     assert result.metrics["target_forget_acc"] == pytest.approx(reference["scores"]["forget_acc"])
-    assert result.metrics["forget_quality"] is not None and 0.0 <= result.metrics["forget_quality"] <= 1.0
+    # forget quality = the KS-test p-value of the unlearned vs the retain model's forget truth ratios (scipy)
+    import scipy.stats
+
+    evaluation = json.loads((tmp_path / "out" / "tofu_eval.json").read_text())["final"]
+    ours = [v["score"] for v in evaluation["value_by_index"]["forget_truth_ratio"].values()]
+    theirs = [v["score"] for v in reference["value_by_index"]["forget_truth_ratio"].values()]
+    assert result.metrics["forget_quality"] == pytest.approx(scipy.stats.ks_2samp(ours, theirs).pvalue, rel=1e-9)
 
 
 def test_a_vision_method_is_refused(tiny_run):

@@ -1,7 +1,9 @@
 """Forget/retain gradient alignment (as in the paper, arXiv 2512.03437, §5).
 
 ḡ_F and ḡ_R are the mean loss gradients over the forget and the retain set. A gradient-ascent step
-θ + ηḡ_F changes the retain loss by ≈ η⟨ḡ_R, ḡ_F⟩, so their cosine predicts collateral damage. We
+θ + ηḡ_F changes the retain loss by ≈ η⟨ḡ_R, ḡ_F⟩, so their cosine predicts collateral damage:
+**cos > 0 is the damaging sign for ascent-style methods** (GA, GradDiff's forget term, ∇τ), since an
+ascent step on the forget set then raises the retain loss; cos < 0 means the same step lowers it. We
 report |cos| and its sign separately: at memorization the subset gradients can partly cancel
 (negative cosine) while the full gradient sits near its weight-decay equilibrium.
 """
@@ -127,7 +129,9 @@ def grad_alignment(
     Returns ``cos``, ``abs_cos``, ``sign``, both norms, ``pearson`` (cosine of the mean-centred flattened
     gradients), the mean losses and counts, ``per_layer`` (the same numbers for each module's
     parameters) and, with ``per_example=k``, ``per_example`` statistics of cos(∇ℓ_i, ḡ_R) over k forget
-    examples drawn with ``seed``: mean, mean |cos|, and the fraction that conflict (cos < 0).
+    examples drawn with ``seed``: mean, mean |cos|, ``frac_ascent_harms_retain`` (cos > 0: an ascent
+    step on that example raises the retain loss, the damaging case) and ``frac_ascent_helps_retain``
+    (cos < 0: it lowers the retain loss). The two need not sum to 1 (cos = 0 counts in neither).
     Eval mode; by default a float64 copy of the model is differentiated (the original is untouched).
     """
     with evaluating(model, dtype) as model:
@@ -184,10 +188,13 @@ def _per_example(
         cosines.append(_cos(flat, g_r))
     values = torch.tensor([c for c in cosines if not math.isnan(c)], dtype=torch.float64)
     if len(values) == 0:
-        return {"n": 0, "mean_cos": float("nan"), "mean_abs_cos": float("nan"), "frac_conflicting": float("nan")}
+        nan = float("nan")
+        return {"n": 0, "mean_cos": nan, "mean_abs_cos": nan, "frac_ascent_harms_retain": nan, "frac_ascent_helps_retain": nan}
     return {
         "n": len(values),
         "mean_cos": float(values.mean()),
         "mean_abs_cos": float(values.abs().mean()),
-        "frac_conflicting": float((values < 0).double().mean()),
+        # the derivation above: ascent on ℓ_i changes the retain loss by ≈ η⟨∇ℓ_i, ḡ_R⟩, so cos > 0 harms
+        "frac_ascent_harms_retain": float((values > 0).double().mean()),
+        "frac_ascent_helps_retain": float((values < 0).double().mean()),
     }

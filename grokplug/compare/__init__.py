@@ -119,9 +119,13 @@ def _run_info(run: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: the unlearning methods the grokking paper compares (GA, FT, SCRUB, Fisher forgetting, ∇τ): compare's default
+PAPER_METHODS = ("ft", "ga", "scrub", "fisher", "nabla-tau")
+
+
 def compare(
     run: str | os.PathLike[str],
-    methods: Sequence[str] | str = ("ft", "ga", "rl"),
+    methods: Sequence[str] | str = PAPER_METHODS,
     *,
     seeds: int | Sequence[int] = 3,
     forget_rates: Sequence[float] | None = None,
@@ -129,7 +133,7 @@ def compare(
     targets: Sequence[str | float] | None = None,
     primary: str | float = DEFAULT_PRIMARY,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
-    profile: str = "offline",
+    profile: str = "auto",
     fallback: str | None = None,
     n_boot: int = 10_000,
     bootstrap_seed: int = 0,
@@ -144,7 +148,8 @@ def compare(
     ``forget_rates`` defaults to the domain's (vision ``0.15, 0.5``; LLM ``0.1`` = forget10) and
     ``targets`` to :data:`DEFAULT_TARGETS` (vision) or its ``frac:`` levels (LLM, which has no test set).
 
-    ``seeds``: a count N (seeds 0..N-1) or explicit seeds. ``hparams``: per-method overrides, e.g.
+    ``seeds``: a count N (seeds 0..N-1) or explicit seeds. ``profile="auto"``: each method's profile
+    for the run's preset where it has one, else ``"offline"``. ``hparams``: per-method overrides, e.g.
     ``{"ga": {"epochs": 40}}``. ``out`` defaults to ``<run>-compare`` next to the run; cells already
     there are reused when their inputs' hashes match (``recompute=True`` ignores them). The run's
     checkpoints are only read. ``plots``/``analysis`` add figures and θ_pre/θ_grok analysis metrics.
@@ -152,6 +157,7 @@ def compare(
     from .._paths import check_output_dir
     from .._resolve import request_checkpoint
     from .._rundir import RunDir
+    from .._unlearning_method import resolve_profile
     from .._validate import check_positive_int, check_seed, method_hparams
     from ._aggregate import build_aggregates, build_flags, build_pairs, describe_target
     from ._matrix import STARTS, CellSpec, MatrixContext, run_cell
@@ -196,7 +202,9 @@ def compare(
         if canonical not in method_objs:
             raise UsageError(f"hyperparameters given for {name!r}, which is not among the compared methods {list(method_objs)}")
         overrides[canonical] = dict(values)
-    resolved = {name: method_hparams(obj, profile, overrides.get(name), what=f"hparams[{name!r}]")
+    preset = str(rundir.config.get("preset") or "")
+    resolved = {name: method_hparams(obj, resolve_profile(obj, profile, preset or None), overrides.get(name),
+                                     what=f"hparams[{name!r}]")
                 for name, obj in method_objs.items()}
     refs = {"pre": request_checkpoint(run_path, "pre"), "grok": request_checkpoint(run_path, "grok", fallback=fallback)}
     config = {

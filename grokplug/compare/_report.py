@@ -59,6 +59,20 @@ def _ratio_text(ratio: Mapping[str, Any]) -> str:
     return f"{value} ({ci})"
 
 
+def _diff_text(steps: Mapping[str, Any]) -> str:
+    """The paired steps difference (pre − grok) with the censoring bound its ratio carries.
+
+    A seed that never reached the target counts at its budget, so a censored θ_pre makes the
+    difference a lower bound (``≥``), a censored θ_grok an upper bound (``≤``); both: no direction.
+    """
+    diff, bound = steps.get("diff"), (steps.get("ratio") or {}).get("bound")
+    if not diff or diff.get("mean") is None:
+        return "—"
+    if bound == "undefined":
+        return f"undefined ({diff['mean']:+.1f} at budgets)"
+    return {"lower": "≥ ", "upper": "≤ "}.get(str(bound), "") + _ci(diff, "+.1f")
+
+
 def _agg(results: Mapping[str, Any], method: str, start: str, rate: float) -> Mapping[str, Any]:
     return next(a for a in results["aggregates"] if (a["method"], a["start"], a["forget_rate"]) == (method, start, rate))
 
@@ -155,7 +169,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         s = p["steps"].get(primary) if p["iterative"] else None
         at = p["metrics"]["at_target"]
         w(f"| {p['forget_rate']:g} | {p['method']} | {_ratio_text(s['ratio']) if s else 'n/a'} | "
-          f"{_ci(s['diff'], '+.1f') if s else 'n/a'} | {_ci(at.get('retain_drop'))} | "
+          f"{_diff_text(s) if s else 'n/a'} | {_ci(at.get('retain_drop'))} | "
           + (f"{_ci(at.get(second_drop))} | " if second_drop else "")
           + f"{_ci(p['metrics']['final'].get('retain_drop'))} | {s['verdict'] if s else 'n/a'} / {p['collateral_verdict']} |\n")
     specs = cfg["targets"]

@@ -1,7 +1,7 @@
 """Loss helpers of the LLM unlearning methods, importable on their own (as OU users ask for).
 
-Each function follows open-unlearning's ``src/trainer/utils.py`` (snapshot d3d7cf9) exactly, so a
-value computed here equals OU's for the same model and batch:
+Each function follows open-unlearning's ``src/trainer/utils.py`` (snapshot d3d7cf9) and
+``src/trainer/unlearn/rmu.py``; ``tests/test_llm_methods.py`` checks each against a hand computation:
 
 * :func:`compute_batch_nll`: NLL **summed** per sequence (not ``model(**x).loss``, which is a mean);
 * :func:`compute_kl_divergence`: ``kl_div(log_softmax(model), log_softmax(ref), batchmean, log_target)``
@@ -10,7 +10,8 @@ value computed here equals OU's for the same model and batch:
   NPO is the ``win=None`` case;
 * :func:`simnpo_loss`: ``-2/β · logσ(β·(NLL_sum/len − δ))`` with ``len`` = labels ≠ −100 (unshifted,
   as OU counts it);
-* :func:`activation_mse`: RMU's masked activation MSE.
+* :func:`activation_mse`: RMU's masked activation MSE, by default exactly as OU's
+  ``RMU.compute_activation_loss`` (see its docstring for the broadcast this keeps).
 
 Only torch is imported; the models are anything returning ``.logits`` (and ``.loss`` for NLL).
 """
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "ACTIVATION_REDUCTIONS",
     "MODEL_KEYS",
     "activation_mse",
     "compute_batch_nll",
@@ -143,10 +145,26 @@ def simnpo_loss(
     return simnpo_from_nll(nll, lengths, beta, delta), outputs
 
 
-def activation_mse(activation: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """RMU's loss: per-token MSE averaged over features, summed over masked tokens / their count, batch mean."""
+#: ``activation_mse`` reductions: OU's (the default) and the per-sequence mean (opt-in)
+ACTIVATION_REDUCTIONS = ("ou", "per_sequence")
+
+
+def activation_mse(
+    activation: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, reduction: str = "ou"
+) -> torch.Tensor:
+    """RMU's masked activation MSE. ``s_i`` = Σ over masked tokens of the feature-mean squared error, ``n_i`` = their count.
+
+    * ``"ou"`` (default): OU's ``compute_activation_loss`` divides the ``[B]`` sums by a ``[B, 1]``
+      count, which broadcasts to ``[B, B]``; its mean is ``mean_i(s_i) · mean_j(1/n_j)``. This equals
+      the per-sequence mean only when every sequence has the same number of masked tokens.
+    * ``"per_sequence"``: ``mean_i(s_i / n_i)``, each sequence's own mean (what RMU's formula intends).
+    """
+    if reduction not in ACTIVATION_REDUCTIONS:
+        raise ValueError(f"activation loss reduction must be one of {ACTIVATION_REDUCTIONS}, got {reduction!r}")
     squared = F.mse_loss(activation, target, reduction="none")  # [B, T, D]
-    per_seq = (squared * mask.unsqueeze(-1).expand_as(squared)).mean(dim=2).sum(dim=1)
+    per_seq = (squared * mask.unsqueeze(-1).expand_as(squared)).mean(dim=2).sum(dim=1)  # [B]
+    if reduction == "ou":
+        return (per_seq / mask.sum(dim=-1, keepdim=True)).mean()  # [B] / [B, 1] -> [B, B], as OU
     return (per_seq / mask.sum(dim=-1)).mean()
 
 

@@ -189,7 +189,7 @@ class LLMMethod(UnlearningMethod):
         return getattr(importlib.import_module("grokplug.llm.trainers"), self.trainer_name)
 
     def hyperparameters(self, profile: str = "offline", **overrides: Any) -> dict[str, Any]:
-        if profile not in ("offline", "ou", "cifar"):  # "cifar" is the vision profile: same as offline here
+        if profile not in ("offline", "ou", "cifar", "auto"):  # "cifar" (vision) and "auto" mean offline here
             raise UsageError(
                 f"unknown profile {profile!r} for LLM method {self.name!r}; use 'offline' or 'ou'"
             )
@@ -297,7 +297,7 @@ class LLMRMU(LLMMethod):
     description = "representation misdirection of one layer's forget activations (OU RMU)"
     method_defaults = {
         "steering_coeff": 2.0, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "EMBED_DIFF",
-        "module_regex": None, "trainable_params_regex": (".*",),
+        "module_regex": None, "trainable_params_regex": (".*",), "activation_loss": "ou",
     }  # fmt: skip
 
 

@@ -15,6 +15,7 @@ Differences from OU d3d7cf9, on purpose: ``compute_loss`` takes ``num_items_in_b
 ≥ 4.46 passes it); the KL retain term differentiates through ``model`` (OU uses ``self.model``, which
 skips the DDP wrapper); RMU restores each parameter's own ``requires_grad`` after building its
 optimizer (OU sets all to ``True``); a zero ``alpha`` skips the retain forward pass (same loss).
+RMU's defaults and its remaining differences are listed in :class:`RMU`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from transformers import Trainer
 
 from ..errors import UsageError
 from .losses import (
+    ACTIVATION_REDUCTIONS,
     activation_mse,
     compute_dpo_loss,
     compute_kl_divergence,
@@ -49,6 +51,7 @@ __all__ = [
     "SimNPO",
     "UnlearnTrainer",
     "last_layer_regex",
+    "rmu_layer_regex",
 ]
 
 
@@ -244,8 +247,7 @@ class DPO(GradDiff):
 IdkDPO = DPO
 
 
-def last_layer_regex(model: nn.Module) -> str:
-    """A regex that fully matches the last decoder layer (``model.layers.<n-1>`` for a Llama)."""
+def _decoder_layers(model: nn.Module) -> dict[int, str]:
     layers: dict[int, str] = {}
     for name, _ in model.named_modules():
         match = re.fullmatch(r"(?:.*\.)?layers\.(\d+)", name)
@@ -253,6 +255,27 @@ def last_layer_regex(model: nn.Module) -> str:
             layers[int(match.group(1))] = name
     if not layers:
         raise UsageError("RMU found no '<...>.layers.<i>' module in the model; pass module_regex=")
+    return layers
+
+
+#: the layer OU's RMU steers (``module_regex: model\.layers\.7``, from WMDP's ``--layer_id 7``)
+OU_RMU_LAYER = 7
+
+
+def rmu_layer_regex(model: nn.Module) -> str:
+    """RMU's default layer: OU's ``layers.7`` where the model has it, else the middle layer ``⌊(n−1)/2⌋``.
+
+    The rule for smaller models keeps OU's choice on the model OU runs TOFU with (Llama-3.2-1B,
+    16 layers: ⌊15/2⌋ = 7) and picks a middle layer elsewhere (a 2-layer model steers layer 0).
+    """
+    layers = _decoder_layers(model)
+    index = OU_RMU_LAYER if OU_RMU_LAYER in layers else (max(layers) - min(layers)) // 2 + min(layers)
+    return re.escape(layers[index])
+
+
+def last_layer_regex(model: nn.Module) -> str:
+    """A regex that fully matches the last decoder layer (``model.layers.<n-1>`` for a Llama); opt-in for RMU."""
+    layers = _decoder_layers(model)
     return re.escape(layers[max(layers)])
 
 
@@ -269,10 +292,22 @@ def _single_module(model: nn.Module, regex: str) -> nn.Module:
 class RMU(GradDiff):
     """Representation misdirection: steer the forget activations of one layer to a random vector.
 
-    forget: masked activation MSE of ``module_regex`` (default: the last decoder layer; OU's is
-    ``model\\.layers\\.7``) to ``steering_coeff ·`` a random unit vector; retain (``EMBED_DIFF``):
-    activation MSE to the reference model at the same layer. Only parameters matching one of
-    ``trainable_params_regex`` are given to the optimizer (OU's TOFU setting: ``[".*"]``).
+    forget: masked activation MSE of ``module_regex`` to ``steering_coeff ·`` a random unit vector
+    (OU ``rmu.py``, from WMDP); retain (``EMBED_DIFF``): activation MSE to the reference model at the
+    same layer. Only parameters matching one of ``trainable_params_regex`` are given to the optimizer.
+
+    Defaults as OU, deviations opt-in:
+
+    * ``module_regex=None`` → :func:`rmu_layer_regex`: OU's ``model.layers.7`` where the model has a
+      layer 7, else the middle layer ⌊(n−1)/2⌋ (pass ``last_layer_regex(model)`` to steer the last one);
+    * ``activation_loss="ou"``: OU's ``compute_activation_loss`` including its ``[B]/[B,1]`` broadcast
+      (:func:`~grokplug.llm.losses.activation_mse`); ``"per_sequence"`` is each sequence's own mean.
+
+    Remaining differences from OU: ``steering_coeff`` 2 and ``trainable_params_regex`` ``[".*"]`` are
+    OU's TOFU experiment values at snapshot d3d7cf9 (the ``RMU`` class itself defaults to 20 and layers
+    5–7 ``mlp.down_proj.weight``; a later ``configs/trainer/RMU.yaml``, 8f9872c, uses steering 300 and
+    α 1000); ``requires_grad`` flags are restored to each parameter's own value after the optimizer is
+    built (OU freezes everything else and sets the selected ones to ``True``).
     """
 
     needs_reference = True
@@ -285,14 +320,18 @@ class RMU(GradDiff):
         trainable_params_regex: Sequence[str] = (".*",),
         steering_coeff: float = 2.0,
         retain_loss_type: str = "EMBED_DIFF",
+        activation_loss: str = "ou",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, retain_loss_type=retain_loss_type, **kwargs)
+        if activation_loss not in ACTIVATION_REDUCTIONS:
+            raise UsageError(f"activation_loss must be one of {', '.join(ACTIVATION_REDUCTIONS)}, got {activation_loss!r}")
+        self.activation_loss = activation_loss
         if isinstance(trainable_params_regex, str):
             trainable_params_regex = [trainable_params_regex]
         self.trainable_params_regex = list(trainable_params_regex)
-        self.module_regex = module_regex or last_layer_regex(self.accelerator.unwrap_model(self.model))
         assert self.model is not None  # the Trainer was given the model being unlearned
+        self.module_regex = module_regex or rmu_layer_regex(self.accelerator.unwrap_model(self.model))
         self.model_module = _single_module(self.model, self.module_regex)
         assert self.ref_model is not None
         self.ref_module = _single_module(self.ref_model, self.module_regex)
@@ -328,7 +367,7 @@ class RMU(GradDiff):
         control = forget.get("control_vec")
         control = self.get_control_vector(activations.shape[-1]) if control is None else control
         control = control.to(dtype=activations.dtype, device=activations.device).expand_as(activations)
-        return activation_mse(activations, control, forget["labels"] != -100), outputs
+        return activation_mse(activations, control, forget["labels"] != -100, self.activation_loss), outputs
 
     def compute_retain_loss(self, model: nn.Module, retain_inputs: Mapping[str, Any]) -> torch.Tensor:
         if self.retain_loss_type != "EMBED_DIFF":
@@ -336,4 +375,4 @@ class RMU(GradDiff):
         assert self.ref_model is not None
         acts, _ = forward_with_cache(model, retain_inputs, self.model_module, no_grad=False)
         ref_acts, _ = forward_with_cache(self.ref_model, retain_inputs, self.ref_module, no_grad=True)
-        return activation_mse(acts, ref_acts.to(acts.device), retain_inputs["labels"] != -100)
+        return activation_mse(acts, ref_acts.to(acts.device), retain_inputs["labels"] != -100, self.activation_loss)

@@ -34,10 +34,22 @@ from .._unlearning_method import UnlearningMethod
 from ..errors import UsageError
 from .data import VisionData
 
-__all__ = ["FT", "GA", "RL", "GradDiff", "L1Sparse", "StepBudget", "make_optimizer", "model_device"]
+__all__ = ["FT", "GA", "RL", "GradDiff", "L1Sparse", "StepBudget", "make_optimizer", "model_device", "random_labels"]
 
 #: SGD with OPTML's momentum / weight decay, the optimizer every OPTML method builds for itself.
-_OPTML_SGD: dict[str, Any] = {"momentum": 0.9, "weight_decay": 5e-4}
+_OPTML_SGD: dict[str, Any] = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4}
+
+#: Per-preset profiles of the iterative methods (profile ``"auto"`` picks the run's preset). One rule
+#: for every method, not tuned on either start: ``modular`` and ``modular-transformer`` train with
+#: full-batch AdamW to CE losses of ~1e-1 (θ_pre) and ~1e-4 (θ_grok), where an SGD step (∝ gradient
+#: ∝ loss) barely moves the weights, so their profile is Adam (scale-free steps) at the preset's own
+#: training learning rate, without weight decay; ``digits`` keeps the offline defaults, which were
+#: chosen on it. tests/test_vision_profiles.py checks the learning rates against the presets' configs.
+PRESET_PROFILES: dict[str, dict[str, Any]] = {
+    "modular": {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0},
+    "modular-transformer": {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0},
+    "digits": {},
+}
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -113,6 +125,20 @@ def other_labels(y: torch.Tensor, num_classes: int) -> torch.Tensor:
     return (y + shift) % num_classes
 
 
+#: RL/SalUn relabelling: ``"any"`` = Unlearn-Saliency's ``torch.randint(0, num_classes)`` (the true label
+#: 1/C of the time; the default), ``"other"`` = a uniformly random *wrong* label (opt-in)
+RELABEL_MODES = ("any", "other")
+
+
+def random_labels(y: torch.Tensor, num_classes: int, relabel: str = "any") -> torch.Tensor:
+    """Random labels for RL's forget pass, drawn from the global torch RNG (``torch.manual_seed`` fixes them)."""
+    if relabel == "any":
+        return torch.randint(0, num_classes, y.shape, device=y.device)
+    if relabel == "other":
+        return other_labels(y, num_classes)
+    raise UsageError(f"relabel must be one of {', '.join(RELABEL_MODES)}, got {relabel!r}")
+
+
 def sgd_step(budget: StepBudget, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     """zero_grad → backward → step, counted by ``budget``."""
     optimizer.zero_grad(set_to_none=True)
@@ -141,7 +167,8 @@ class _IterativeMethod(UnlearningMethod):
 
 
 def _sgd(model: nn.Module, hp: dict[str, Any]) -> torch.optim.Optimizer:
-    return make_optimizer(model, "sgd", hp["lr"], hp["momentum"], hp["weight_decay"])
+    """The method's own optimizer: OPTML's SGD by default, ``optimizer="adam"`` where a profile says so."""
+    return make_optimizer(model, str(hp.get("optimizer", "sgd")), hp["lr"], hp["momentum"], hp["weight_decay"])
 
 
 def finetune_epoch(
@@ -170,6 +197,7 @@ class FT(_IterativeMethod):
     description = "Fine-tune on the retain set (OPTML FT): forgetting by catastrophic interference"
     defaults = {"lr": 0.1, "epochs": 10, **_OPTML_SGD, "max_steps": None}
     cifar_defaults = {"lr": 0.01, "epochs": 10}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
@@ -191,8 +219,10 @@ class L1Sparse(_IterativeMethod):
     name = "l1-sparse"
     description = "FT with a linearly decaying l1 penalty on the weights (OPTML l1-sparse / FT_l1)"
     defaults = {"lr": 0.1, "epochs": 10, "alpha": 1e-3, "no_l1_epochs": 0, **_OPTML_SGD, "max_steps": None}
-    # SalUn authors' run scripts: --unlearn FT_prune --alpha 1e-4 --unlearn_lr 0.01 --unlearn_epochs 10
+    # Unlearn-Saliency Classification/README.md (f31f82e), l1-sparse: --unlearn_lr 0.01 --unlearn_epochs 10;
+    # it leaves --alpha as ${alpha}, so alpha 1e-4 is grokplug's choice, not a published value
     cifar_defaults = {"lr": 0.01, "epochs": 10, "alpha": 1e-4}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
@@ -212,7 +242,10 @@ class GA(_IterativeMethod):
     name = "ga"
     description = "Gradient ascent on the forget set (OPTML GA)"
     defaults = {"lr": 1e-3, "epochs": 20, **_OPTML_SGD, "max_steps": None}
-    cifar_defaults = {"lr": 1e-4, "epochs": 5}  # Unlearn-Saliency README: GA --unlearn_lr 0.0001 --unlearn_epochs 5
+    # Unlearn-Saliency Classification/README.md (f31f82e), GA: --unlearn_lr 0.0001 --unlearn_epochs 5
+    # (the top-level README.md gives no GA command)
+    cifar_defaults = {"lr": 1e-4, "epochs": 5}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
@@ -224,31 +257,38 @@ class GA(_IterativeMethod):
 class RL(_IterativeMethod):
     """Random labelling: CE descent on forget samples relabelled at random, then on the retain set.
 
-    Follows the ``cifar10``/``svhn`` branch of SalUn's ``unlearn/RL.py``: every epoch is one pass over
-    the forget loader with fresh random labels, then one pass over the retain loader with true labels.
-    One deviation: the random label is drawn from the classes *other* than the true one (SalUn draws
-    from all classes, so 1/C of its "random" labels are the true label).
+    Follows the ``cifar10``/``svhn`` branch of SalUn's ``unlearn/RL.py`` (Unlearn-Saliency): every epoch
+    is one pass over the forget loader with fresh labels ``torch.randint(0, num_classes)`` (so 1/C of
+    them are the true label), then one pass over the retain loader with true labels.
+    ``relabel="other"`` (opt-in, grokplug's earlier default) draws only wrong labels instead.
+    Difference from the reference: its ``cifar100``/``TinyImagenet`` branch (one shuffled pass over
+    relabelled forget ∪ retain) is not offered.
 
-    Hyperparameters: ``lr``, ``epochs``, ``momentum``, ``weight_decay``, ``max_steps``.
+    Hyperparameters: ``lr``, ``epochs``, ``relabel`` (``"any"``/``"other"``), ``momentum``,
+    ``weight_decay``, ``max_steps``.
     """
 
     name = "rl"
     description = "Random labels on the forget set, then fine-tuning on retain (SalUn's RL, cifar10 branch)"
-    defaults = {"lr": 0.1, "epochs": 5, **_OPTML_SGD, "max_steps": None}
-    cifar_defaults = {"lr": 0.013, "epochs": 10}  # SalUn README example (0.013, 10 epochs), without the mask
+    defaults = {"lr": 0.1, "epochs": 5, "relabel": "any", **_OPTML_SGD, "max_steps": None}
+    cifar_defaults = {"lr": 0.013, "epochs": 10}  # Unlearn-Saliency top-level README.md example (RL, 0.013, 10 epochs)
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         optimizer = _sgd(model, hp)
         for _ in range(int(hp["epochs"])):
-            random_label_epoch(model, data, optimizer, budget, device)
+            random_label_epoch(model, data, optimizer, budget, device, str(hp["relabel"]))
 
 
 def random_label_epoch(
-    model: nn.Module, data: VisionData, optimizer: torch.optim.Optimizer, budget: StepBudget, device: torch.device
+    model: nn.Module, data: VisionData, optimizer: torch.optim.Optimizer, budget: StepBudget, device: torch.device,
+    relabel: str = "any",
 ) -> None:
-    """One RL epoch: the forget pass with labels ≠ the true ones, then the retain pass."""
+    """One RL epoch: the forget pass with :func:`random_labels`, then the retain pass with true labels."""
+    if relabel not in RELABEL_MODES:
+        raise UsageError(f"relabel must be one of {', '.join(RELABEL_MODES)}, got {relabel!r}")
     for x, y in batches(data.forget, device):
-        sgd_step(budget, optimizer, F.cross_entropy(model(x), other_labels(y, data.num_classes)))
+        sgd_step(budget, optimizer, F.cross_entropy(model(x), random_labels(y, data.num_classes, relabel)))
     finetune_epoch(model, batches(data.retain, device), optimizer, budget)
 
 
@@ -268,6 +308,7 @@ class GradDiff(_IterativeMethod):
     defaults = {"lr": 0.03, "epochs": 5, "retain_weight": 0.9, **_OPTML_SGD, "max_steps": None}
     # NegGrad+ as the SSD / DeepUnlearn ports of SCRUB run it: α = 0.95, 10 epochs, SGD lr 0.01.
     cifar_defaults = {"lr": 0.01, "epochs": 10, "retain_weight": 0.95, "weight_decay": 0.0}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         weight = float(hp["retain_weight"])

@@ -20,6 +20,7 @@ from ..errors import UsageError
 from .data import VisionData
 from .methods import (
     _OPTML_SGD,
+    PRESET_PROFILES,
     StepBudget,
     _IterativeMethod,
     batches,
@@ -69,22 +70,28 @@ class SalUn(_IterativeMethod):
 
     1. :func:`saliency_mask` keeps the top ``mask_ratio`` of weights by |∇(−CE)| on the forget set
        (SalUn's ``generate_mask.py``; the paper's default is ``with_0.5.pt``).
-    2. RL epochs exactly as :class:`~grokplug.vision.methods.RL` (forget pass with labels ≠ the
-       true ones, then a retain pass), with ``param.grad *= mask`` before every update.
+    2. RL epochs as :class:`~grokplug.vision.methods.RL` (forget pass with labels
+       ``randint(0, num_classes)`` by default, ``relabel="other"`` for wrong labels only; then a retain
+       pass), with ``param.grad *= mask`` before every update (``_apply_mask_to_grads``).
     3. After every update masked-out weights are restored to θ0 and their momentum is zeroed
        (SalUn PR #33, ``_restore_masked_params``), so weight decay and momentum cannot move them.
 
     Steps 2 and 3 run as step pre/post hooks of the method's own optimizer; its instance post-hook
     fires before PyTorch's global post-hooks, so the step monitor always sees restored weights.
 
-    Hyperparameters: ``mask_ratio`` (fraction of weights updated), ``lr``, ``epochs``,
+    Differences from the reference: the mask is computed in-process at θ0 (the reference's
+    ``generate_mask.py`` is a separate script writing ``with_{ratio}.pt``), and only the ``cifar10``
+    branch of RL is offered (see :class:`~grokplug.vision.methods.RL`).
+
+    Hyperparameters: ``mask_ratio`` (fraction of weights updated), ``lr``, ``epochs``, ``relabel``,
     ``momentum``, ``weight_decay``, ``max_steps``.
     """
 
     name = "salun"
     description = "Saliency-masked random labelling (SalUn: RL on the top-|grad| weights, the rest frozen at θ0)"
-    defaults = {"lr": 0.1, "epochs": 5, "mask_ratio": 0.5, **_OPTML_SGD, "max_steps": None}
+    defaults = {"lr": 0.1, "epochs": 5, "mask_ratio": 0.5, "relabel": "any", **_OPTML_SGD, "max_steps": None}
     cifar_defaults = {"lr": 0.013, "epochs": 10, "mask_ratio": 0.5}  # SalUn README: RL, 0.013, 10 epochs, with_0.5.pt
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         mask = saliency_mask(model, data, float(hp["mask_ratio"]))
@@ -92,7 +99,7 @@ class SalUn(_IterativeMethod):
         params = dict(model.named_parameters())
         masked = [(params[n], m.to(device=params[n].device, dtype=params[n].dtype)) for n, m in mask.items()]
         theta0 = [p.detach().clone() for p, _ in masked]
-        optimizer = make_optimizer(model, "sgd", hp["lr"], hp["momentum"], hp["weight_decay"])
+        optimizer = make_optimizer(model, str(hp["optimizer"]), hp["lr"], hp["momentum"], hp["weight_decay"])
 
         def mask_gradients(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
             for p, m in masked:
@@ -110,7 +117,7 @@ class SalUn(_IterativeMethod):
         handles = [optimizer.register_step_pre_hook(mask_gradients), optimizer.register_step_post_hook(restore_masked_out)]
         try:
             for _ in range(int(hp["epochs"])):
-                random_label_epoch(model, data, optimizer, budget, device)
+                random_label_epoch(model, data, optimizer, budget, device, str(hp["relabel"]))
         finally:
             for handle in handles:
                 handle.remove()
@@ -144,6 +151,7 @@ class SCRUB(_IterativeMethod):
     }
     # SCRUB large-scale notebook (CIFAR-10 ResNet): sgd, 5e-4, 3 epochs, msteps 2, T 4, γ .99, α .001, decay [3,5,9]
     cifar_defaults = {"lr": 5e-4, "epochs": 3, "msteps": 2}
+    preset_defaults = PRESET_PROFILES
 
     def _unlearn(self, model: nn.Module, data: VisionData, budget: StepBudget, device: torch.device, **hp: Any) -> None:
         teacher = copy.deepcopy(model).eval()
