@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from grokplug.errors import UsageError
-from grokplug.vision import methods, methods_advanced
+from grokplug.vision import methods, methods_salun_scrub_ssd
 from grokplug.vision.data import VisionData
 from grokplug.vision.methods import GA, RL, GradDiff, L1Sparse
 from grokplug.vision.methods_salun_scrub_ssd import distill_kl, saliency_mask
@@ -173,6 +173,6 @@ def test_salun_uses_the_same_relabelling(monkeypatch: pytest.MonkeyPatch) -> Non
     forget, retain = _set(50, 11), _set(7, 12)
     calls = _label_spy(monkeypatch)
     torch.manual_seed(0)
-    methods_advanced.SalUn()(_linear(), _data(forget, retain), lr=0.0, epochs=30, mask_ratio=0.5, **PLAIN_SGD)
+    methods_salun_scrub_ssd.SalUn()(_linear(), _data(forget, retain), lr=0.0, epochs=30, mask_ratio=0.5, **PLAIN_SGD)
     forget_targets = torch.stack([t for n, t in calls if n == 50])
     assert abs(float((forget_targets == forget[1]).double().mean()) - 1 / C) < 0.05

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from grokplug._advice import BARELY_MOVED, barely_moved_note, note_for_result
-from grokplug._method import resolve_profile
+from grokplug._unlearning_method import resolve_profile
 from grokplug.cli import main
 from grokplug.plugins import GrokplugPluginManager
 from grokplug.vision.methods import PRESET_PROFILES
