@@ -57,6 +57,7 @@ _LAZY: dict[str, str] = {
     "UnlearningDomain": "grokplug._domain",
     "retrain_reference": "grokplug.vision.retrain",
     "compare": "grokplug.compare",
+    "export_checkpoint": "grokplug.export",
     "CompareResult": "grokplug.compare",
     "UnlearningMethod": "grokplug._unlearning_method",
     "UnlearnContext": "grokplug._unlearn_types",
@@ -87,6 +88,7 @@ __all__ = [
     "compare",
     "detect_phases",
     "evaluate_preset",
+    "export_checkpoint",
     "get_plugin_manager",
     "grok_aware",
     "hookimpl",
@@ -132,5 +134,6 @@ if TYPE_CHECKING:
     from ._unlearn_types import UnlearnContext, UnlearnResult
     from ._unlearning_method import UnlearningMethod
     from .compare import CompareResult, compare
+    from .export import export_checkpoint
     from .presets._base import Preset, PresetData
     from .vision.retrain import retrain_reference

@@ -27,7 +27,8 @@ _PHASES = (
                       "grokplug_register_domains")),
     (
         "Checkpoints",
-        ("grokplug_resolve_checkpoint", "grokplug_on_checkpoint_saved", "grokplug_detect_phases", "grokplug_on_phase_change"),
+        ("grokplug_resolve_checkpoint", "grokplug_read_history", "grokplug_on_checkpoint_saved", "grokplug_detect_phases",
+         "grokplug_on_phase_change"),
     ),
     ("Training", ("grokplug_transform_gradients",)),
     ("Unlearning", ("grokplug_before_unlearn", "grokplug_on_unlearn_step", "grokplug_after_unlearn")),

@@ -1,4 +1,4 @@
-"""``grokplug`` command line: plugins | train | inspect | unlearn | compare | demo.
+"""``grokplug`` command line: plugins | train | inspect | unlearn | compare | export | demo.
 
 Handled errors print one line (``grokplug: error: ...``) and exit with the error's code (2 for misuse).
 """
@@ -135,6 +135,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from ._phases import detect_phases
     from ._rundir import RunDir
 
+    if not RunDir.exists(args.run_dir) and args.run_dir.is_dir():  # a run another tool wrote (HF Trainer ...)
+        return _inspect_external(args)
     run = RunDir(args.run_dir)
     if args.plot:
         check_output_file(args.plot, sources=[args.run_dir], what="--plot")
@@ -152,6 +154,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         _print_report(summary)
         if args.plot:
             print(f"plot:       {summary['plot']}")
+    return 0
+
+
+def _inspect_external(args: argparse.Namespace) -> int:
+    from .external import inspect_source, read_history
+
+    options = _hparams(args.option)
+    summary = inspect_source(args.run_dir, **options)
+    if args.plot:
+        from ._phases import detect_phases
+        from ._plot import plot_run
+
+        run = read_history(args.run_dir, **options)
+        report = detect_phases(run.history, **run.detector_params)
+        summary["plot"] = str(plot_run(run.history, report, args.plot, title=args.run_dir.name))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    _print_report(summary)
+    for note in summary["notes"]:
+        print(f"note:       {note}")
+    if args.plot:
+        print(f"plot:       {summary['plot']}")
     return 0
 
 
@@ -308,6 +333,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint, read_export_info
+
+    options = dict(_hparams(args.option))
+    out = export_checkpoint(args.run_dir, args.out, args.start, fallback=args.fallback, **options)
+    info = read_export_info(out)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True, default=str))
+        return 0
+    print(f"exported θ_{info['phase']} (step {info['step']}, {info['format']}) of {args.run_dir} to {out}")
+    print(f"source sha256: {info['source_sha256']}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -341,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write training curves with phases")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="provider option for runs grokplug did not write, e.g. val_metric=eval_accuracy")
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("unlearn", help="run one unlearning method from θ_pre or θ_grok of a run")
@@ -392,6 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of the tables")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("export", help="write θ_pre/θ_grok as a directory other toolkits load (HF model dir or safetensors)")
+    p.add_argument("run_dir", type=Path, help="a grokplug run dir, or any source a plugin serves (HF Trainer output dir)")
+    p.add_argument("--start", default="grok", help="grok, pre, final, best or a step number (default: grok)")
+    p.add_argument("--out", type=Path, required=True, help="the new directory to write (never overwritten)")
+    p.add_argument("--fallback", default=None, help="phase to export if --start grok but the run never grokked")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="provider option, e.g. val_metric=eval_accuracy for an HF Trainer output dir")
+    p.add_argument("--json", action="store_true", help="print the recorded provenance as JSON")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the built-in offline presets")
     p.add_argument("--out", default="runs/demo", help="where runs and plots go (reused if present)")

@@ -51,6 +51,7 @@ ENTRY_POINT_GROUP = PROJECT_NAME
 #: Built-in plugins, registered under these module names exactly like external ones.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "grokplug.hooks.local_rundir",
+    "grokplug.hooks.hf_trainer_run",
     "grokplug.hooks.default_detector",
     "grokplug.hooks.builtin_presets",
     "grokplug.hooks.builtin_domains",
@@ -345,6 +346,10 @@ class GrokplugPluginManager(pluggy.PluginManager):
                 "installed provider claims it (see `grokplug plugins`)"
             )
         return ref
+
+    def read_history(self, request: CheckpointRequest) -> Any:
+        """The first provider's :class:`grokplug.external.RunHistory` of ``request.source``, or ``None``."""
+        return self._call("grokplug_read_history", request=request)
 
     def checkpoint_saved(self, ref: CheckpointRef) -> None:
         self._call("grokplug_on_checkpoint_saved", ref=ref)

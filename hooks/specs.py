@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # keep `import grokplug` cheap: torch and friends are only ne
     from grokplug._detect import GrokReport, PhaseChange
     from grokplug._types import CheckpointRef, CheckpointRequest
     from grokplug._unlearn_types import UnlearnContext, UnlearnResult
+    from grokplug.external import RunHistory
 
 #: ``register(name, obj, *, aliases=())``: the callback registration hooks receive.
 RegisterFn = Callable[..., None]
@@ -124,6 +125,26 @@ def grokplug_resolve_checkpoint(request: CheckpointRequest) -> CheckpointRef | N
         Any other return type is a :class:`~grokplug.errors.PluginError` naming the plugin and hook.
 
     Distributed use: called on every rank; every rank must obtain the same reference.
+    """
+
+
+@hookspec(firstresult=True)
+def grokplug_read_history(request: CheckpointRequest) -> RunHistory | None:
+    """Read the eval history of a run grokplug did not write (an HF Trainer ``output_dir``, a W&B run ...).
+
+    Fires from ``grokplug inspect`` and :func:`grokplug.external.read_history` when the source is
+    not a grokplug run directory. Stops at the first non-``None`` result (firstresult). The built-in
+    ``grokplug.hooks.hf_trainer_run`` reads HF Trainer output directories; a provider that also
+    serves checkpoints implements ``grokplug_resolve_checkpoint`` with
+    :func:`grokplug.external.resolve_in_history`.
+
+    :param request: ``request.source`` names the run; ``request.options`` holds provider options
+        (for HF Trainer output: ``val_metric``, ``train_metric``, ``nearest``, ``detector``).
+    :returns: a :class:`grokplug.external.RunHistory` (eval records with ``step``, ``train_acc``,
+        ``val_acc`` and the steps that have a checkpoint), or ``None`` if this plugin does not read
+        ``request.source``.
+
+    Distributed use: called on the process that asks (the CLI, or every rank that resolves).
     """
 
 

@@ -83,3 +83,9 @@ def tofu_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train_preset("tofu-tiny", path, seed=0, overrides=TOFU_TINY_TEST, progress=False)
     reset_plugin_manager()
     return path
+
+
+@pytest.fixture(scope="session")
+def tofu_tiny_run_dir(tofu_run_dir: Path) -> Path:
+    """The session's shrunk `tofu-tiny` run (the export and doc-snippet tests' name for it)."""
+    return tofu_run_dir
