@@ -41,6 +41,8 @@ from __future__ import annotations
 from ._isolate import ForeignMethod, Toolkit, cuda_shim, load_toolkit, toolkit_of
 from .kit import KitAdapter
 from .optml import OPTML_ARGS, OPTML_DATASETS, OptmlAdapter, from_toolkit, optml_loaders, private_loader
+from .perturber import SSD_PARAMETERS, PerturberAdapter
+from .toolkit_fixes import ToolkitImportError, patch_module, stub_module
 from .trainer import TrainerAdapter, wrap_trainer_class
 from .transform import TransformAdapter, TripleBatches
 from .unlearner import UnlearnerAdapter
@@ -48,10 +50,13 @@ from .unlearner import UnlearnerAdapter
 __all__ = [
     "OPTML_ARGS",
     "OPTML_DATASETS",
+    "SSD_PARAMETERS",
     "ForeignMethod",
     "KitAdapter",
     "OptmlAdapter",
+    "PerturberAdapter",
     "Toolkit",
+    "ToolkitImportError",
     "TrainerAdapter",
     "TransformAdapter",
     "TripleBatches",
@@ -60,7 +65,9 @@ __all__ = [
     "from_toolkit",
     "load_toolkit",
     "optml_loaders",
+    "patch_module",
     "private_loader",
+    "stub_module",
     "toolkit_of",
     "wrap_trainer_class",
 ]

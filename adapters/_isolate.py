@@ -177,21 +177,35 @@ def toolkit_of(obj: Any) -> Toolkit | None:
     return next((tk for tk in list(_LOADED) if tk.owns(obj)), None)
 
 
-def load_toolkit(root: str | os.PathLike[str], *modules: str) -> Toolkit:
+def load_toolkit(
+    root: str | os.PathLike[str], *modules: str, prepare: Callable[[Toolkit], Any] | None = None
+) -> Toolkit:
     """Import ``modules`` from a flat-script checkout at ``root`` without leaking generic names.
 
     During the import ``root`` is first on ``sys.path`` and same-named modules already imported are
     hidden; afterwards ``sys.path`` and those modules are restored, and every module loaded from
-    ``root`` lives only in the returned :class:`Toolkit`. A failing import leaves no trace either.
+    ``root`` lives only in the returned :class:`Toolkit`. A failing import leaves no trace either,
+    and is reported on one line naming the missing name and the toolkit file that asked for it
+    (:class:`~grokplug.adapters.toolkit_fixes.ToolkitImportError`).
+
+    ``prepare(toolkit)`` runs inside the isolation before the imports: the place to patch a broken
+    checkout in memory (:func:`~grokplug.adapters.patch_module`, :func:`~grokplug.adapters.stub_module`).
     """
+    from .toolkit_fixes import describe_import_error
+
     path = Path(root).resolve()
     if not path.is_dir():
         raise UsageError(f"toolkit root {str(root)!r} is not a directory")
     importlib.invalidate_caches()  # files may have been written just now (finder caches are stale)
     toolkit = Toolkit(path)
-    with toolkit.active():
-        for name in modules:
-            importlib.import_module(name)
+    try:
+        with toolkit.active():
+            if prepare is not None:
+                prepare(toolkit)
+            for name in modules:
+                importlib.import_module(name)
+    except ImportError as exc:
+        raise describe_import_error(exc, path) from exc
     _LOADED.add(toolkit)
     return toolkit
 

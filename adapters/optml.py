@@ -143,7 +143,9 @@ class OptmlAdapter(ForeignMethod):
 
     :param fn: the method, unchanged (e.g. ``unlearn.get_unlearn_method("RL")`` or the undecorated body).
     :param kind: ``"epoch"``, ``"outer"``, or ``"auto"`` (epoch if it takes ``optimizer``/``epoch``).
-    :param mask: SalUn saliency mask ``{param_name: 0/1 tensor}``, passed positionally (also an hparam).
+    :param mask: SalUn saliency mask ``{param_name: 0/1 tensor}``, passed positionally (also an hparam),
+        or ``mask(model, data) -> dict`` to compute it at the start of each run (from the loaded
+        start and the run's forget set, e.g. ``grokplug.vision.saliency_mask``).
     :param args: extra or changed ``args`` fields (they become hyperparameters with these defaults).
     :param cuda_shim: run OPTML's hard-coded ``.cuda()`` on the model's device when CUDA is absent.
     :param copy_data: deep-copy datasets so ``.targets``/transform mutation never reaches the caller.
@@ -157,7 +159,7 @@ class OptmlAdapter(ForeignMethod):
         *,
         kind: Kind = "auto",
         name: str | None = None,
-        mask: Mapping[str, torch.Tensor] | None = None,
+        mask: Mapping[str, torch.Tensor] | Callable[[Any, Any], Mapping[str, torch.Tensor]] | None = None,
         args: Mapping[str, Any] | None = None,
         description: str | None = None,
         cifar_defaults: Mapping[str, Any] | None = None,
@@ -175,7 +177,7 @@ class OptmlAdapter(ForeignMethod):
             fn, name=label, description=description, defaults=defaults, cifar_defaults=cifar_defaults,
             iterative=True, strength_param=strength_param, toolkit=toolkit, cuda_shim=cuda_shim,
         )  # fmt: skip
-        self.mask = dict(mask) if mask is not None else None
+        self.mask = mask if mask is None or callable(mask) else dict(mask)
         self.copy_data = copy_data
 
     def build_args(self, data: Any, **hparams: Any) -> argparse.Namespace:
@@ -219,6 +221,8 @@ class OptmlAdapter(ForeignMethod):
         """Run the method on ``data`` (a :class:`~grokplug.vision.VisionData`); returns the model."""
         mask = hparams.pop("mask", None)
         mask = self.mask if mask is None else mask
+        if callable(mask):  # computed from this run's start and forget set: mask(model, data)
+            mask = mask(model, data)
         args = self.build_args(data, **hparams)
         loaders = optml_loaders(data, private=self.copy_data)
         criterion = nn.CrossEntropyLoss()
@@ -243,18 +247,32 @@ class OptmlAdapter(ForeignMethod):
             return self._as_module(returned, model)
 
 
-def from_toolkit(root: str | os.PathLike[str], method_name: str, **adapter_kwargs: Any) -> OptmlAdapter:
+def from_toolkit(
+    root: str | os.PathLike[str] | Toolkit,
+    method_name: str,
+    *,
+    prepare: Callable[[Toolkit], Any] | None = None,
+    **adapter_kwargs: Any,
+) -> OptmlAdapter:
     """Import an OPTML checkout in isolation and wrap ``unlearn.get_unlearn_method(method_name)``.
 
     ``root`` is the folder holding ``unlearn/`` (the repo root for Unlearn-Sparse, ``Classification/``
-    for SalUn). The returned adapter is an *outer* method (OPTML's own loop and optimizer).
+    for SalUn), or a :class:`Toolkit` you already loaded (and perhaps patched) with
+    :func:`load_toolkit`, which is then used as it is, not reloaded. ``prepare(toolkit)`` runs inside
+    the isolation before ``unlearn`` is imported, to patch a broken checkout in memory. The returned
+    adapter is an *outer* method (OPTML's own loop and optimizer).
     """
-    toolkit = load_toolkit(root, "unlearn")
+    if isinstance(root, Toolkit):
+        if prepare is not None:
+            raise UsageError("prepare= applies while a checkout is loaded; patch an already-loaded Toolkit yourself")
+        toolkit = root
+    else:
+        toolkit = load_toolkit(root, "unlearn", prepare=prepare)
     with toolkit.active():
         try:
             fn = toolkit["unlearn"].get_unlearn_method(method_name)
         except NotImplementedError as exc:  # raised by OPTML's if/elif registry for unknown names
-            raise UsageError(f"OPTML toolkit at {str(root)!r}: {exc}") from exc
+            raise UsageError(f"OPTML toolkit at {str(toolkit.root)!r}: {exc}") from exc
     adapter_kwargs.setdefault("name", method_name)
     adapter_kwargs.setdefault("kind", "outer")
     return OptmlAdapter(fn, toolkit=toolkit, **adapter_kwargs)

@@ -89,3 +89,16 @@ def tofu_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tofu_tiny_run_dir(tofu_run_dir: Path) -> Path:
     """The session's shrunk `tofu-tiny` run (the export and doc-snippet tests' name for it)."""
     return tofu_run_dir
+
+
+@pytest.fixture(scope="session")
+def hf_trainer_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, object, object]:
+    """A real HF Trainer output dir (tests/support_hf_run.py, ~30 s), its grokplug-tracked twin, the
+    trainer and the GrokTrackerCallback; shared by the session, read only."""
+    import torch
+    from support_hf_run import train_hf_run
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("session-hf")
+    trainer, callback = train_hf_run(root / "out", root / "tracked", max_steps=1500)
+    return root / "out", root / "tracked", trainer, callback

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
-from support_hf_run import ModularClassifier, train_hf_run
+from support_hf_run import ModularClassifier
 
 import grokplug
 import grokplug.external
@@ -20,17 +20,15 @@ from grokplug.cli import main
 from grokplug.errors import CheckpointError, UsageError
 
 METRICS = {"val_metric": "eval_val_acc", "train_metric": "eval_train_acc"}
-MAX_STEPS = 1500
+MAX_STEPS = 1500  # conftest's hf_trainer_output budget
 
 
 @pytest.fixture(scope="module")
-def hf_run(tmp_path_factory):
+def hf_run(hf_trainer_output):
     """(output dir, tracked grokplug run dir, trainer, callback, sha256 of every file in the output dir)."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("hf")
-    trainer, callback = train_hf_run(root / "out", root / "tracked", max_steps=MAX_STEPS)
-    hashes = {str(p): sha256_file(p) for p in sorted((root / "out").rglob("*")) if p.is_file()}
-    return root / "out", root / "tracked", trainer, callback, hashes
+    out, tracked, trainer, callback = hf_trainer_output
+    hashes = {str(p): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}
+    return out, tracked, trainer, callback, hashes
 
 
 def test_callback_stops_training_once_grok_is_settled(hf_run):

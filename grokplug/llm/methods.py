@@ -149,7 +149,7 @@ def build_trainer(
     training_kwargs: Mapping[str, Any],
     output_dir: str | Path,
     callbacks: Iterable[Any] = (),
-    tokenizer_kw: str = "processing_class",
+    tokenizer_kw: str | None = None,
 ) -> Any:
     """Instantiate ``trainer_cls`` the way OU's ``load_trainer`` does (all keywords, never positional)."""
     kwargs: dict[str, Any] = {
@@ -162,7 +162,9 @@ def build_trainer(
         **method_kwargs,
     }
     if data.tokenizer is not None:
-        kwargs[tokenizer_kw] = data.tokenizer
+        from .trainers import TOKENIZER_KEYWORD  # what the installed transformers' Trainer takes
+
+        kwargs[tokenizer_kw or TOKENIZER_KEYWORD] = data.tokenizer
     return trainer_cls(**kwargs)
 
 

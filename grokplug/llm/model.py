@@ -142,9 +142,14 @@ def load_causal_lm(name_or_path: str | os.PathLike[str], *, dtype: torch.dtype =
     """
     from transformers import AutoModelForCausalLM
 
+    import transformers
+    from packaging.version import Version
+
+    # `dtype=` replaced `torch_dtype=` in transformers 4.56; older releases (OU's pin 4.45.1) need the old name
+    dtype_kw = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
     path = str(name_or_path)
     try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(path, **{dtype_kw: dtype}, **kwargs)
     except (OSError, ValueError) as exc:
         hint = "" if Path(path).exists() else " (not a local directory; offline, a hub name works only if cached)"
         raise UsageError(f"cannot load a causal LM from {path!r}{hint}: {_first_line(exc)}") from None

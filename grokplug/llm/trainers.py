@@ -21,6 +21,7 @@ RMU's defaults and its remaining differences are listed in :class:`RMU`.
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -40,6 +41,14 @@ from .losses import (
     npo_loss,
     simnpo_loss,
 )
+
+# transformers 4.46 renamed ``tokenizer=`` to ``processing_class=`` and began passing
+# ``num_items_in_batch`` to ``compute_loss``; 4.5x lets ``create_optimizer`` take the model.
+# open-unlearning pins 4.45.1, so both sides are supported.
+_TRAINER_INIT = set(inspect.signature(Trainer.__init__).parameters)
+_TRAINER_COUNTS_ITEMS = "num_items_in_batch" in inspect.signature(Trainer.compute_loss).parameters
+_OPTIMIZER_TAKES_MODEL = len(inspect.signature(Trainer.create_optimizer).parameters) > 1
+TOKENIZER_KEYWORD = "processing_class" if "processing_class" in _TRAINER_INIT else "tokenizer"
 
 __all__ = [
     "DPO",
@@ -84,6 +93,8 @@ class UnlearnTrainer(Trainer):
     ) -> None:
         if tokenizer is not None and kwargs.get("processing_class") is None:
             kwargs["processing_class"] = tokenizer
+        if TOKENIZER_KEYWORD == "tokenizer" and "processing_class" in kwargs:
+            kwargs["tokenizer"] = kwargs.pop("processing_class")
         if self.uses_retain and retain_loss_type not in self.retain_loss_types:
             raise UsageError(
                 f"{type(self).__name__}: retain_loss_type must be one of {', '.join(self.retain_loss_types)}, "
@@ -146,6 +157,8 @@ class UnlearnTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> Any:
         if self._plain_loss:  # evaluation: the model's own LM loss, as OU's prediction_step
+            if not _TRAINER_COUNTS_ITEMS:  # transformers < 4.46 (OU's pin 4.45.1) has no such keyword
+                return super().compute_loss(model, inputs, return_outputs=return_outputs)
             return super().compute_loss(
                 model, dict(inputs), return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
@@ -351,7 +364,9 @@ class RMU(GradDiff):
                 f"trainable_params_regex {self.trainable_params_regex} selects no trainable parameter"
             )
         try:
-            return super().create_optimizer(model)
+            if _OPTIMIZER_TAKES_MODEL:
+                return super().create_optimizer(model)
+            return super().create_optimizer()  # transformers < 4.5x: builds for self.model
         finally:
             for name, param in target.named_parameters():
                 param.requires_grad = before[name]
