@@ -140,10 +140,9 @@ def load_causal_lm(name_or_path: str | os.PathLike[str], *, dtype: torch.dtype =
 
     Raises :class:`grokplug.errors.UsageError` with one line when it cannot be found or loaded.
     """
-    from transformers import AutoModelForCausalLM
-
     import transformers
     from packaging.version import Version
+    from transformers import AutoModelForCausalLM
 
     # `dtype=` replaced `torch_dtype=` in transformers 4.56; older releases (OU's pin 4.45.1) need the old name
     dtype_kw = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
