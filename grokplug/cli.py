@@ -161,6 +161,10 @@ def _inspect_external(args: argparse.Namespace) -> int:
     from .external import inspect_source, read_history
 
     options = _hparams(args.option)
+    if args.plot:
+        from ._paths import check_output_file
+
+        check_output_file(args.plot, sources=[args.run_dir], what="--plot")  # never write into the source
     summary = inspect_source(args.run_dir, **options)
     if args.plot:
         from ._phases import detect_phases

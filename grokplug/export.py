@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import sha256_file
+from ._paths import check_output_dir
 from ._resolve import Source, build_model, load_into, request_checkpoint
 from ._store import load_weights, write_safetensors
 from ._types import CheckpointRef
@@ -123,6 +124,8 @@ def export_checkpoint(
     if out.exists() or out.is_symlink():
         raise UsageError(f"{out} already exists; export never overwrites, choose a new --out directory")
     ref = request_checkpoint(source, start, fallback=fallback, **options)
+    # the run (or, for a checkpoint folder, the output dir holding it) is a source: never write into it
+    check_output_dir(out, sources=[ref.run_dir if ref.run_dir is not None else Path(ref.path).parent.parent])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

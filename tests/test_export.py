@@ -77,3 +77,11 @@ def test_export_of_a_missing_phase_leaves_nothing(modular_run_dir, tmp_path, cap
     assert main(["export", str(modular_run_dir), "--start", "nonsense", "--out", str(tmp_path / "x")]) == 2
     assert "unknown phase" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_export_never_writes_into_the_source_run(modular_run_dir, capsys):
+    before = _hashes(modular_run_dir)
+    inside = modular_run_dir / "exports" / "grok"
+    assert main(["export", str(modular_run_dir), "--out", str(inside)]) == 2
+    assert "never writes into a source run" in capsys.readouterr().err
+    assert not (modular_run_dir / "exports").exists() and _hashes(modular_run_dir) == before
