@@ -42,6 +42,10 @@ def main() -> None:
     started = time.perf_counter()
     print("| start | swept | value | forget_acc | retain_acc | test_acc |\n| --- | --- | --- | --- | --- | --- |")
     for start in ("pre", "grok"):
+        before = grokplug.unlearn("ft", source=args.run_dir, start=start, seed=0, target=None,  # any method: its
+                                  forget_rate=args.forget_rate, hparams={"epochs": 0})  # start_metrics are the start's
+        m = before.metrics["start_metrics"]
+        print(f"| θ_{start} | (start) | — | {m['forget_acc']:.3f} | {m['retain_acc']:.3f} | {m['test_acc']:.3f} |")
         for knob, values, fixed in (("selection_weighting", ALPHAS, {"dampening_constant": 1.0}),
                                     ("dampening_constant", LAMBDAS, {"selection_weighting": 10.0})):
             adapter = PerturberAdapter(checkout["ssd"].ParameterPerturber, parameters={**SSD_PARAMETERS, **fixed},

@@ -24,10 +24,11 @@ def test_llm_export_loads_with_plain_transformers(tofu_tiny_run_dir, tmp_path, c
     run = tofu_tiny_run_dir
     before = _hashes(run)
     out = tmp_path / "theta"
-    assert main(["export", str(run), "--start", "pre", "--out", str(out), "--json"]) == 0
+    assert main(["export", str(run), "--start", "final", "--out", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    ref = grokplug.request_checkpoint(run, "pre")
-    assert (info["phase"], info["step"], info["source_sha256"], info["format"]) == ("pre", ref.step, ref.sha256, "hf")
+    ref = grokplug.request_checkpoint(run, "final")
+    assert ref.step > 0  # trained weights, not the seeded initialisation build_model reproduces
+    assert (info["phase"], info["step"], info["source_sha256"], info["format"]) == ("final", ref.step, ref.sha256, "hf")
     assert info["source_run"] == str(run.resolve())
     assert info["files"]["model.safetensors"] == sha256_file(out / "model.safetensors")
 
