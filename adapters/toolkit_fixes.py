@@ -15,6 +15,7 @@ for it. The fixes below run inside the toolkit's isolation through ``prepare=`` 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -63,6 +64,8 @@ def stub_module(toolkit: Any, name: str) -> ModuleType:
     """An empty module ``name`` that exists only while ``toolkit`` is active (for an import it never uses)."""
     module = ModuleType(name)
     module.__doc__ = "stand-in installed by grokplug.adapters.stub_module"
+    # a spec, so availability probes (importlib.util.find_spec, as transformers does) do not raise on it
+    module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None)
     toolkit._names.add(name.split(".", 1)[0])  # so active() installs and hides it with the toolkit's own modules
     sys.modules[name] = module
     return module
