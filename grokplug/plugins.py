@@ -349,7 +349,13 @@ class GrokplugPluginManager(pluggy.PluginManager):
 
     def read_history(self, request: CheckpointRequest) -> Any:
         """The first provider's :class:`grokplug.external.RunHistory` of ``request.source``, or ``None``."""
-        return self._call("grokplug_read_history", request=request)
+        from .external import RunHistory
+
+        answers = self._answers("grokplug_read_history", first=True, request=request)
+        found = answers[0][1] if answers else None
+        if found is not None and not isinstance(found, RunHistory):
+            raise self._wrong_type(answers[0][0], "grokplug_read_history", found, "a RunHistory or None")
+        return found
 
     def checkpoint_saved(self, ref: CheckpointRef) -> None:
         self._call("grokplug_on_checkpoint_saved", ref=ref)

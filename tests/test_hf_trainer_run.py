@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from support_hf_run import ModularClassifier
 
 import grokplug
+import grokplug.errors
 import grokplug.external
 from grokplug._atomic import sha256_file
 from grokplug._rundir import RunDir
@@ -136,3 +137,14 @@ def test_export_of_an_hf_checkpoint_folder(hf_run, tmp_path):
 def test_output_dir_is_never_modified(hf_run):
     out, *_, hashes = hf_run  # runs last in this module: every test above only read the directory
     assert {str(p): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()} == hashes
+
+
+def test_a_provider_returning_the_wrong_type_is_named(pm, tmp_path):
+    class Broken:
+        @grokplug.hookimpl
+        def grokplug_read_history(self, request):
+            return {"history": []}
+
+    pm.register(Broken(), name="broken-reader")
+    with pytest.raises(grokplug.errors.PluginError, match="broken-reader.*must return a RunHistory or None"):
+        grokplug.external.read_history(tmp_path)
