@@ -93,8 +93,9 @@ def patch_module(toolkit: Any, name: str, **attributes: Any) -> ModuleType:
         if not hasattr(module, key):
             setattr(module, key, value)
     for depth in range(len(parts) - 1, 0, -1):  # now run the parents' __init__, innermost first
-        package = sys.modules[".".join(parts[:depth])]
-        if not getattr(package, "__grokplug_initialised__", False):
-            package.__spec__.loader.exec_module(package)  # type: ignore[union-attr]
-            package.__grokplug_initialised__ = True  # type: ignore[attr-defined]
+        parent = sys.modules[".".join(parts[:depth])]
+        spec = parent.__spec__
+        if not getattr(parent, "__grokplug_initialised__", False) and spec is not None and spec.loader is not None:
+            spec.loader.exec_module(parent)
+            parent.__grokplug_initialised__ = True
     return module

@@ -80,7 +80,7 @@ def _write_from_run(ref: CheckpointRef, tmp: Path) -> dict[str, Any]:
         return {**info, "format": "state_dict", "architecture": None}
     load_into(model, tensors, origin=f"checkpoint {ref.path}")
     if _is_hf_model(model):
-        model.save_pretrained(str(tmp), safe_serialization=True)
+        model.save_pretrained(str(tmp), safe_serialization=True)  # type: ignore[operator]
         tokenizer = _run_tokenizer(run.path, run.config)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))

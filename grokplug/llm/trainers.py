@@ -158,7 +158,7 @@ class UnlearnTrainer(Trainer):
     ) -> Any:
         if self._plain_loss:  # evaluation: the model's own LM loss, as OU's prediction_step
             if not _TRAINER_COUNTS_ITEMS:  # transformers < 4.46 (OU's pin 4.45.1) has no such keyword
-                return super().compute_loss(model, inputs, return_outputs=return_outputs)
+                return super().compute_loss(model, dict(inputs), return_outputs=return_outputs)
             return super().compute_loss(
                 model, dict(inputs), return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
