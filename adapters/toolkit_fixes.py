@@ -97,5 +97,5 @@ def patch_module(toolkit: Any, name: str, **attributes: Any) -> ModuleType:
         spec = parent.__spec__
         if not getattr(parent, "__grokplug_initialised__", False) and spec is not None and spec.loader is not None:
             spec.loader.exec_module(parent)
-            parent.__grokplug_initialised__ = True
+            parent.__grokplug_initialised__ = True  # type: ignore[attr-defined]
     return module

@@ -48,3 +48,18 @@ class CheckpointRef:
         out["run_dir"] = None if self.run_dir is None else str(self.run_dir)
         out["metrics"] = dict(self.metrics)
         return out
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """An eval history and its saved checkpoint steps, read from a run another tool wrote."""
+
+    source: str
+    kind: str
+    history: list[dict[str, Any]]
+    checkpoint_steps: list[int]
+    detector_params: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def record(self, step: int) -> dict[str, Any]:
+        return next((dict(r) for r in self.history if r["step"] == step), {"step": step})

@@ -19,30 +19,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._atomic import sha256_file
-from ._types import PHASES, CheckpointRef, CheckpointRequest
+from ._types import PHASES, CheckpointRef, CheckpointRequest, RunHistory
 from .errors import CheckpointError, NoGrokError, UsageError
 
 __all__ = ["RunHistory", "inspect_source", "nearest_step", "read_history", "resolve_in_history"]
-
-
-@dataclass(frozen=True)
-class RunHistory:
-    """An eval history and its saved checkpoint steps, read from a run another tool wrote."""
-
-    source: str
-    kind: str
-    history: list[dict[str, Any]]
-    checkpoint_steps: list[int]
-    detector_params: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def record(self, step: int) -> dict[str, Any]:
-        return next((dict(r) for r in self.history if r["step"] == step), {"step": step})
 
 
 def nearest_step(steps: Sequence[int], target: int) -> int:

@@ -349,7 +349,7 @@ class GrokplugPluginManager(pluggy.PluginManager):
 
     def read_history(self, request: CheckpointRequest) -> Any:
         """The first provider's :class:`grokplug.external.RunHistory` of ``request.source``, or ``None``."""
-        from .external import RunHistory
+        from ._types import RunHistory
 
         answers = self._answers("grokplug_read_history", first=True, request=request)
         found = answers[0][1] if answers else None

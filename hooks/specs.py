@@ -23,9 +23,8 @@ if TYPE_CHECKING:  # keep `import grokplug` cheap: torch and friends are only ne
     import torch
 
     from grokplug._detect import GrokReport, PhaseChange
-    from grokplug._types import CheckpointRef, CheckpointRequest
+    from grokplug._types import CheckpointRef, CheckpointRequest, RunHistory
     from grokplug._unlearn_types import UnlearnContext, UnlearnResult
-    from grokplug.external import RunHistory
 
 #: ``register(name, obj, *, aliases=())``: the callback registration hooks receive.
 RegisterFn = Callable[..., None]
