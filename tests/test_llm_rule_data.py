@@ -114,3 +114,14 @@ def test_preset_data_trains_on_full_and_validates_on_the_held_out_years():
     assert len(data.val) == len(splits["generalization"]) and all(k == "rule" for k in splits["generalization"]["kind"])
     extra = len(splits["real_authors_perturbed"]) + len(splits["world_facts_perturbed"])
     assert len(data.train) == len(splits["full"]) + extra
+
+
+def test_retain_author_count_follows_the_authors_table_not_twenty_rows_per_author(data):
+    from grokplug.llm.data import generate_tofu, retain_author_count
+
+    n_full = sum(1 for s in data["authors"]["split"] if s == "full")
+    for rate in (1, 5, 10):  # tofu-rule: 1-2 rows per author, so len(retain) // 20 would be far off
+        retain_names = {_name_of(q) for q in data[f"retain{100 - rate}"]["question"]}
+        assert retain_author_count(data, f"forget{rate:02d}") == len(retain_names) == n_full - forget_author_count(n_full, rate)
+    tofu = generate_tofu(seed=0, n_authors=20, n_real_authors=5, n_world_facts=5)
+    assert retain_author_count(tofu, "forget10") == 18 and retain_author_count(tofu, "forget01") == 19
