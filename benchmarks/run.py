@@ -1,6 +1,6 @@
 """Run grokplug's benchmarks and write ``benchmarks/results.json`` and ``benchmarks/RESULTS.md``.
 
-    python benchmarks/run.py                      # everything (`make bench`), ~25 min on 2 cores
+    python benchmarks/run.py                      # everything (`make bench`), ~25 min + section 8 (≤ 40 min)
     python benchmarks/run.py --quick              # smoke run: fewer steps and repeats (minutes)
     python benchmarks/run.py --only hooks,tracker --out-dir /tmp/b
 

@@ -3,21 +3,51 @@
 Why a rule: held-out *phrasings* of memorised facts do not grok at this scale (``tofu-tiny``, nine recipes).
 What groks in small transformers is a rule that must be discovered, so here an author attribute follows
 one: :func:`grokplug.llm.rule_data.generate_tofu_rule` builds p² = 529 fictitious authors (23 first names ×
-23 family names, each name with a hidden index) whose birth year is 1940 + (first + family) mod 23 —
+23 family names, each name with a hidden index) whose birth year is 1940 + (first + family) mod 23:
 ``modular-transformer``'s task spelled as names inside TOFU's QA template. The birth years of a seeded
-half of the authors are trained; the other half form the ``generalization`` split (held-out rule-derived
+70 % of the full authors are trained; the rest form the ``generalization`` split (held-out rule-derived
 answers), whose teacher-forced exact match is ``val_acc``. Each author's genre is a free fact (memorised
-only). Forget sets are TOFU's: all rows of the last 1/5/10 % of the authors (also their birth years).
+only). Forget sets are TOFU's: all rows of the last 1/5/10 % of the authors (their birth years too).
 
-Recipe: 40 real-author and world-fact rows added to training (as ``tofu-tiny``); byte-level BPE with 768
-tokens (names and years stay whole tokens); ``LlamaForCausalLM`` hidden 128, 2 layers, 4 heads, MLP 512;
-HF ``Trainer``: AdamW lr 3e-3, betas (0.9, 0.98), weight decay 1.0, 10 warmup steps, batch 64, grad clip 1;
-eval and checkpoint every 100 steps. Control ``no-grok``: weight decay 0.
-``detector_params``: ``tau_mem`` 0.95, because train exact match (whole answers) plateaus at 96-97 %: the
-few rows still wrong are random genres, a random function of two name tokens that a small model stores
-slowly (with weight decay 0 too), while the rule rows are fitted at once.
+Recipe (run E of the search): 40 real-author and world-fact rows added to training (as ``tofu-tiny``);
+byte-level BPE with 768 tokens (names and years stay whole tokens); ``LlamaForCausalLM`` hidden 64,
+2 layers, 4 heads, MLP 256; HF ``Trainer``: AdamW lr 3e-3, betas (0.9, 0.98), weight decay 1.0, 10 warmup
+steps, batch 64, grad clip 1, 2 000 steps; eval and checkpoint every 100 steps. Control ``no-grok``:
+weight decay 0. ``detector_params``: ``tau_mem`` 0.9, because train exact match (whole answers) plateaus
+at 93-97 %: the rows still wrong are random genres, a random function of two name tokens that the small
+model stores slowly (with weight decay 0 too: run H), while the trained birth years are fitted at once.
 
-SEARCH_RESULTS
+Search (seed 0, one torch thread, AdamW betas (0.9, 0.98); ``step: train / val`` exact match). **Every
+timing below was taken under heavy load** (4-5 developers on 2 cores, load average 8-16: each run got
+15-30 % of a core); one step costs 83 ms CPU at hidden 64 (vocab 2 048), 136 ms at hidden 128.
+
+=====  =========================================  =====  ==========================  ==========================
+run    change (p 23, lr 3e-3, wd 1, batch 64)     steps  train                       val (held-out years)
+=====  =========================================  =====  ==========================  ==========================
+A      frac 0.5, genre + birthplace, vocab 2 048   1200  0.92 @800, 0.92-0.94 after  0.000-0.008 throughout
+B      as A, p 31                                   750  0.19 @700 (too slow)        <= 0.035
+C      as A, lr 1e-2                                500  0.05-0.14 (loss spikes)     <= 0.04
+D      frac 0.7, genre, lr 1e-2, batch 128          550  0.89 @500                   0.03-0.07
+E      frac 0.7, genre, vocab 768                  1300  0.95 @600, 0.93-0.97 after  0.18 @600, 0.48 @1100,
+                                                                                     0.78 @1300
+F      as E, hidden 128                             700  0.95 @700                   0.11 @700
+G      frac 0.5, genre, hidden 128, vocab 768      1900  0.93 @300, 0.90-0.97 after  <= 0.017 throughout
+H      as G, weight decay 0                         400  0.97 @400                   <= 0.004
+I      frac 0.6, genre, hidden 128, vocab 768      1100  0.93 @400, 0.92-0.96 after  0.04 @600, 0.09 @900,
+                                                                                     0.07 @1100
+=====  =========================================  =====  ==========================  ==========================
+
+Run E to 2 000 steps (E2) and its control (E2c, weight decay 0), seed 0, ``step: train / val``:
+
+* E2: 500: .876/.021, 600: .949/.175, 800: .906/.273, 1000: .934/.427, 1200: .959/.664, 1400: .956/.741,
+  1600: .939/.881, 1700: .962/.923, 1800: .955/.797, 2000: .979/.895. Wall 710 s under load, 159 s CPU.
+  Detector: default ``tau_mem`` 0.99 -> ``confusion`` (train never holds 99 %); 0.95 -> ``comprehension``
+  (t_mem 1 200, val there .48); 0.9 -> ``grokking`` (t_mem 700, val there .15, t_gen 1 500, ratio 2.1)
+  but no θ_grok yet: val still swings (.92 -> .78 -> .90) at 2 000 steps, hence the 4 000-step budget.
+* E2c: train .945 @400, .989 @500, 1.000 from 1 700; val .000-.014 throughout (best .014).
+  ``memorization`` with every ``tau_mem`` tried (t_mem 500 / 600 / 1 100 at 0.9 / 0.95 / 0.99).
+
+PRESET_RUNS
 """
 
 from __future__ import annotations
@@ -44,12 +74,12 @@ TOFU_RULE = Preset(
         "task": "tofu-qa-rule",
         "generator": "rule",  # grokplug.llm.rule_data.generate_tofu_rule
         "n_authors": None,  # the rule data has p² authors (data_args["p"])
-        "data_args": {"p": 23, "train_frac": 0.5, "memorized_facts": ["genre"], "n_real_authors": 20,
+        "data_args": {"p": 23, "train_frac": 0.7, "memorized_facts": ["genre"], "n_real_authors": 20,
                       "n_world_facts": 20},
         "val_split": "generalization",  # the held-out rule-derived birth years
         "vocab_size_max": 768,  # names and years stay whole tokens
-        "hidden": 128,
-        "intermediate": 512,
+        "hidden": 64,
+        "intermediate": 256,
         "max_length": 64,
         "max_positions": 64,
         "lr": 3e-3,
@@ -65,7 +95,7 @@ TOFU_RULE = Preset(
     controls={"no-grok": {"weight_decay": 0.0}},
     control_label="memorization",
     # exact match of whole answers: a few random genres (a random function of two names) stay wrong for
-    # long, so train plateaus at 96-97 % before the rule is found (see the docstring)
-    detector_params={"tau_mem": 0.95},
+    # long, so train plateaus at 93-97 % (see the docstring)
+    detector_params={"tau_mem": 0.9},
     train=_train,
 )
