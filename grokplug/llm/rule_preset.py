@@ -12,10 +12,10 @@ only). Forget sets are TOFU's: all rows of the last 1/5/10 % of the authors (the
 Recipe (run E of the search): 40 real-author and world-fact rows added to training (as ``tofu-tiny``);
 byte-level BPE with 768 tokens (names and years stay whole tokens); ``LlamaForCausalLM`` hidden 64,
 2 layers, 4 heads, MLP 256; HF ``Trainer``: AdamW lr 3e-3, betas (0.9, 0.98), weight decay 1.0, 10 warmup
-steps, batch 64, grad clip 1, 2 000 steps; eval and checkpoint every 100 steps. Control ``no-grok``:
-weight decay 0. ``detector_params``: ``tau_mem`` 0.9, because train exact match (whole answers) plateaus
-at 93-97 %: the rows still wrong are random genres, a random function of two name tokens that the small
-model stores slowly (with weight decay 0 too: run H), while the trained birth years are fitted at once.
+steps, batch 64, grad clip 1, 4 000 steps; eval and checkpoint every 100 steps. Control ``no-grok``:
+weight decay 0. ``detector_params``: ``tau_mem`` 0.9, because with weight decay 1 train exact match (whole
+answers) plateaus at 93-97 %: the rows still wrong are mostly random genres, a random function of two name
+tokens, while the trained birth years fit at once; without weight decay every row fits (E2c below).
 
 Search (seed 0, one torch thread, AdamW betas (0.9, 0.98); ``step: train / val`` exact match). **Every
 timing below was taken under heavy load** (4-5 developers on 2 cores, load average 8-16: each run got
@@ -105,8 +105,8 @@ TOFU_RULE = Preset(
     make_model=make_tofu_model,
     controls={"no-grok": {"weight_decay": 0.0}},
     control_label="memorization",
-    # exact match of whole answers: a few random genres (a random function of two names) stay wrong for
-    # long, so train plateaus at 93-97 % (see the docstring)
+    # exact match of whole answers under weight decay 1: a few random genres (a random function of two
+    # names) stay wrong, so train plateaus at 93-97 % (see the docstring)
     detector_params={"tau_mem": 0.9},
     train=_train,
 )
