@@ -9,7 +9,7 @@ import pytest
 from grokplug.errors import UsageError
 from grokplug.llm.data import TOFU_CONFIGS, check_tofu_schema, forget_author_count
 from grokplug.llm.rule_data import generate_tofu_rule, rule_year
-from grokplug.presets.tofu_rule import TOFU_RULE
+from grokplug.llm.rule_preset import TOFU_RULE
 
 YEAR = re.compile(r"^(.+) was born in the year (\d{4})\.$")
 P = 11  # small enough to check exhaustively in a fraction of a second
@@ -106,7 +106,7 @@ def test_bad_arguments_are_refused_in_one_line(kwargs):
 
 
 def test_preset_data_trains_on_full_and_validates_on_the_held_out_years():
-    from grokplug.llm.train import tofu_data
+    from grokplug.llm.finetune import tofu_data
 
     config = TOFU_RULE.resolve_config({"data_args": {**TOFU_RULE.config["data_args"], "p": 7}})
     data = tofu_data(config, seed=0)

@@ -142,10 +142,11 @@ def generate_tofu_rule(
         _real_authors(seed, n_real_authors), features=TOFU_CONFIGS["real_authors_perturbed"])
     out["world_facts_perturbed"] = datasets.Dataset.from_dict(
         _world_facts(seed, n_world_facts), features=TOFU_CONFIGS["world_facts_perturbed"])
-    year = _FACTS_BY_KEY[RULE_FACT]
+    year_fact = _FACTS_BY_KEY[RULE_FACT]
     held = [(k, a) for k, a in enumerate(full_authors) if not a["train_rule"]]
     out["generalization"] = datasets.Dataset.from_dict(
-        {"question": [year.ask(0, a["name"]) for _, a in held], "answer": [year.say(a["name"], a[RULE_FACT]) for _, a in held],
+        {"question": [year_fact.ask(0, a["name"]) for _, a in held],
+         "answer": [year_fact.say(a["name"], a[RULE_FACT]) for _, a in held],
          "kind": ["rule"] * len(held), "author_index": [k for k, _ in held], "fact": [RULE_FACT] * len(held),
          "phrasing": [0] * len(held)}, features=EXTRA_CONFIGS["generalization"])
     author_fields = list(EXTRA_CONFIGS["authors"])

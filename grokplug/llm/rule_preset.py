@@ -56,9 +56,12 @@ machine):
   Val keeps swinging after the transition (.79-.96; .874 at 4 000). Greedy answers to the held-out
   questions give the rule's year for 94.4 % of them at θ_grok and 15.4 % at θ_pre.
 * seed 1: ``memorization``; t_mem 800 (val .000); val ≤ .056 up to 4 000 steps (.021 at the end): the rule
-  was not found within the budget, so θ_grok is refused (``NoGrokError``). Seed 2 was not run.
+  was not found within the budget, so θ_grok is refused (``NoGrokError``).
+* seed 2 (started last, still training at the deadline): train .945 @600; val .05 @800, .39 @1100,
+  .53 @1200, .76 @1300, .85 @1600: the rule is being found; its final label was not in.
 
-So the recipe groks on seed 0 only; seeds 0-2 all grokking (issue 12, item 3) is not met.
+So the recipe groks on seed 0, fails on seed 1 and was rising on seed 2: "seeds 0-2 all grokking"
+(issue 12, item 3) is not shown.
 """
 
 from __future__ import annotations
