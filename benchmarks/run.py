@@ -1,11 +1,11 @@
 """Run grokplug's benchmarks and write ``benchmarks/results.json`` and ``benchmarks/RESULTS.md``.
 
-    python benchmarks/run.py                      # everything (`make bench`), ~25 min on 2 cores
+    python benchmarks/run.py                      # everything (`make bench`), ~25 min + section 8 (≤ 40 min)
     python benchmarks/run.py --quick              # smoke run: fewer steps and repeats (minutes)
     python benchmarks/run.py --only hooks,tracker --out-dir /tmp/b
 
 Sections (run in this order): hooks, tracker, retention, checkpoint, tofu_eval, accelerators,
-grok_advantage. Each reports medians and spread over repeats, and a pass/fail per target. A
+grok_advantage, tofu_rule. Each reports medians and spread over repeats, and a pass/fail per target. A
 section whose prerequisites are missing says ``not run`` and why; one that fails says ``error``
 with the exception; neither ever shows a number it did not measure. ``--only`` merges into an
 existing results.json, so sections can be rerun one at a time.
@@ -41,6 +41,7 @@ SECTIONS: dict[str, str] = {
     "tofu_eval": "bench_tofu_eval",
     "accelerators": "bench_accelerators",
     "grok_advantage": "bench_grok_advantage",
+    "tofu_rule": "bench_tofu_rule",
 }
 TITLES = {
     "hooks": "1. Hook dispatch",
@@ -50,6 +51,7 @@ TITLES = {
     "tofu_eval": "5. TOFU evaluation throughput",
     "accelerators": "6. Grokking accelerators",
     "grok_advantage": "7. The grok advantage",
+    "tofu_rule": "8. TOFU-style grokking (tofu-rule)",
 }
 
 

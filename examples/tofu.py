@@ -1,11 +1,12 @@
 """LLM unlearning on TOFU-style data from θ_pre vs θ_grok, offline on CPU, under `accelerate launch`.
 
-    python examples/tofu.py                                    # generate data, train tofu-tiny, compare
+    python examples/tofu.py                                    # generate data, train tofu-rule, compare
+    python examples/tofu.py --preset tofu-tiny                 # the memorisation case (does not grok)
     accelerate launch --multi_gpu --num_processes 2 examples/tofu.py --cpu    # 2 ranks on CPU (gloo)
-    python examples/tofu.py --model ./my-llama --dataset locuslab/TOFU --forget-split forget05
+    python examples/tofu.py --preset tofu-tiny --model ./my-llama --dataset locuslab/TOFU --forget-split forget05
 
-Steps: train the `tofu-tiny` preset with tracking (or reuse a finished run in --run-dir), detect its
-phases, train the retain ("oracle") model once, then unlearn from θ_pre and θ_grok with each method
+Steps: train the preset with tracking (or reuse a finished run in --run-dir), detect its phases,
+train the retain ("oracle") model once, then unlearn from θ_pre and θ_grok with each method
 (`NAME:lora` unlearns through a LoRA adapter) and print a forget / utility table for both starts.
 
 With several processes every rank trains and unlearns in lockstep (the HF Trainer is data-parallel),
@@ -38,16 +39,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", default=None, help="locuslab/TOFU or a local TOFU path (default: generated offline)")
     p.add_argument("--forget-split", default="forget10", choices=("forget01", "forget05", "forget10"))
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated; NAME:lora for LoRA (default {DEFAULT_METHODS})")
-    p.add_argument("--run-dir", default="runs/tofu-tiny", help="the tofu-tiny run (reused when finished)")
+    p.add_argument("--preset", default="tofu-rule", choices=("tofu-rule", "tofu-tiny"),
+                   help="tofu-rule (default: birth years follow a hidden rule; groks) or tofu-tiny (memorisation only)")
+    p.add_argument("--run-dir", default=None, help="the preset's run (reused when finished; default runs/<preset>)")
     p.add_argument("--cpu", action="store_true", help="force CPU (gloo across ranks) even if a GPU is present")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int, default=None, help="training budget of tofu-tiny (default: the preset's)")
+    p.add_argument("--max-steps", type=int, default=None, help="training budget of the preset (default: the preset's)")
     p.add_argument("--unlearn-steps", type=int, default=None, help="max updates per unlearning run (default: method's)")
     p.add_argument("--lr", type=float, default=None, help="unlearning learning rate (default: method's offline value)")
     p.add_argument("--eval-every", type=int, default=5, help="monitor the forget accuracy every N updates (default 5)")
     p.add_argument("--target", default="retrain", help="forget-acc target: retrain, frac:F, a number or none")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a tofu-tiny recipe field (JSON value), e.g. --set n_authors=10")
+                   help="override a recipe field of the preset (JSON value), e.g. --set lr=1e-3")
     p.add_argument("--max-new-tokens", type=int, default=48,
                    help="generation budget for ROUGE (OU uses 200; the tiny model's answers are < 30 tokens)")
     p.add_argument("--json", default=None, metavar="FILE", help="rank 0 also writes the table and run facts as JSON")
@@ -79,7 +82,7 @@ def log(accelerator: Any, message: str) -> None:
 def train_or_reuse(args: argparse.Namespace, accelerator: Any) -> Path:
     from grokplug import RunDir, train_preset
 
-    run_dir = Path(args.run_dir)
+    run_dir = Path(args.run_dir or f"runs/{args.preset}")
     overrides = parse_settings(args.set)
     overrides.update({k: v for k, v in (("model", args.model), ("dataset", args.dataset)) if v is not None})
     if RunDir.exists(run_dir) and RunDir(run_dir).status == "finished":
@@ -88,9 +91,9 @@ def train_or_reuse(args: argparse.Namespace, accelerator: Any) -> Path:
             raise SystemExit(f"{run_dir} holds a run with another recipe (--model/--dataset/--set); pass a new --run-dir")
         log(accelerator, f"reusing the finished run in {run_dir}")
         return run_dir
-    log(accelerator, f"training tofu-tiny into {run_dir} ({accelerator.num_processes} process(es)) ...")
+    log(accelerator, f"training {args.preset} into {run_dir} ({accelerator.num_processes} process(es)) ...")
     started = time.perf_counter()
-    train_preset("tofu-tiny", run_dir, seed=args.seed, max_steps=args.max_steps, overrides=overrides or None,
+    train_preset(args.preset, run_dir, seed=args.seed, max_steps=args.max_steps, overrides=overrides or None,
                  overwrite=RunDir.exists(run_dir), progress=not args.no_progress)
     log(accelerator, f"trained in {time.perf_counter() - started:.0f} s")
     return run_dir
@@ -111,9 +114,9 @@ def same_start_everywhere(run_dir: Path, phase: str, accelerator: Any) -> list[s
     return digests
 
 
-def print_table(rows: list[dict[str, Any]], report: Any, forget_split: str) -> None:
+def print_table(rows: list[dict[str, Any]], report: Any, forget_split: str, preset: str) -> None:
     head = f"{'start':<5} {'step':>5} {'method':<14} " + " ".join(f"{name:>{len(fmt.format(0.0 if 'f}' in fmt or 'e}' in fmt else 0))}}" for name, _, fmt in COLUMNS)
-    print(f"\nTOFU-style unlearning ({forget_split}) of tofu-tiny: {report.label}, θ_pre = step {report.pre_step}, "
+    print(f"\nTOFU-style unlearning ({forget_split}) of {preset}: {report.label}, θ_pre = step {report.pre_step}, "
           f"θ_grok = step {report.grok_step if report.grok_step is not None else 'none (final used)'}")
     print(head)
     for row in rows:
@@ -123,8 +126,9 @@ def print_table(rows: list[dict[str, Any]], report: Any, forget_split: str) -> N
             width = len(fmt.format(0.0 if "f}" in fmt or "e}" in fmt else 0))
             cells.append(f"{'—':>{width}}" if value is None else fmt.format(value))
         print(f"{row['start']:<5} {row['start_step']:>5} {row['method']:<14} " + " ".join(cells))
-    print("\nforget/retain/gen: teacher-forced answer-token accuracy on the forget set, the retain set and held-out")
-    print("phrasings of retain facts (forget = the paper's UA: lower = more forgotten). steps: updates until forget")
+    print("\nforget/retain/gen: teacher-forced answer-token accuracy on the forget set, the retain set and the held-out")
+    print("questions about retain authors (tofu-rule: rule-derived birth years; tofu-tiny: unseen phrasings); forget =")
+    print("the paper's UA: lower = more forgotten. steps: updates until forget")
     print("reached the target (— = not reached). FQ = forget_quality (KS p-value vs the retain model; higher =")
     print("closer to never having seen the forget set), MU = model_utility, privleak: 0 = like the retain model.")
 
@@ -192,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if accelerator.is_main_process:
         rows = [{**row, **gathered[i]} for i, (row, _) in enumerate(finished)]
         rows.sort(key=lambda r: (r["start"] != "pre", r["method"]))
-        print_table(rows, report, args.forget_split)
+        print_table(rows, report, args.forget_split, args.preset)
         print(f"retain model: forget {reference['scores']['forget_acc']:.3f}  retain {reference['scores']['retain_acc']:.3f}"
               f"  MU {reference['model_utility']:.3f}")
         if args.json:

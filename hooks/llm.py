@@ -80,5 +80,7 @@ def grokplug_register_metrics(register: RegisterFn) -> None:
 @hookimpl
 def grokplug_register_presets(register: RegisterFn) -> None:
     from grokplug.llm.preset import TOFU_TINY
+    from grokplug.llm.rule_preset import TOFU_RULE
 
+    register(TOFU_RULE.name, TOFU_RULE)
     register(TOFU_TINY.name, TOFU_TINY)

@@ -113,7 +113,7 @@ def test_disabled_plugins_env(monkeypatch):
     pm = get_plugin_manager()
     names = {name for name, plugin in pm.list_name_plugin() if plugin is not None}
     assert "grokplug.hooks.grokfast" not in names and "grokplug.hooks.builtin_presets" not in names
-    assert pm.presets.names() == ["tofu-tiny"]  # the LLM preset comes with its domain plugin, grokplug.hooks.llm
+    assert pm.presets.names() == ["tofu-rule", "tofu-tiny"]  # the LLM presets come with their domain plugin, grokplug.hooks.llm
 
 
 def test_trace_env_prints_hook_calls(monkeypatch, capsys):

@@ -16,7 +16,7 @@ from grokplug._rundir import RunDir
 ROOT = Path(__file__).resolve().parents[1]
 #: tofu-tiny shrunk to seconds (2 authors, 1 layer) and 3 unlearning updates per job
 MINIMAL = [
-    "--set", "n_authors=2", "--set", 'data_args={"n_real_authors": 4, "n_world_facts": 4, "generalization_size": 16}',
+    "--preset", "tofu-tiny", "--set", "n_authors=2", "--set", 'data_args={"n_real_authors": 4, "n_world_facts": 4, "generalization_size": 16}',
     "--set", "hidden=32", "--set", "layers=1", "--set", "heads=2", "--set", "intermediate=64", "--set", "lr=0.01",
     "--set", "batch_size=8", "--set", "warmup_steps=0", "--set", "max_steps=60", "--set", "eval_every=10",
     "--set", "save_every=10", "--set", "extra_train_splits=[]",

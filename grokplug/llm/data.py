@@ -52,6 +52,7 @@ __all__ = [
     "forget_author_count",
     "generate_tofu",
     "load_tofu",
+    "retain_author_count",
     "save_tofu",
 ]
 
@@ -61,6 +62,19 @@ RATES = (1, 5, 10)
 def forget_author_count(n_authors: int, percent: int) -> int:
     """Authors in ``forget{percent:02d}``: ``percent`` % of ``n_authors`` rounded half up, at least 1."""
     return max(1, int(n_authors * percent / 100 + 0.5))
+
+
+def retain_author_count(splits: Any, forget_split: str) -> int:
+    """Authors in the retain split that goes with ``forget_split`` (the first ones, as TOFU orders them).
+
+    Counted from the ``authors`` config when the data has one (any number of rows per author, as in the
+    ``tofu-rule`` data), else from TOFU's 20 rows per author.
+    """
+    percent = int(str(forget_split)[6:])
+    if "authors" in splits:
+        n_full = sum(1 for split in splits["authors"]["split"] if split == "full")
+        return n_full - forget_author_count(n_full, percent)
+    return len(splits[f"retain{100 - percent}"]) // QA_PER_AUTHOR
 
 
 def author_of_row(row: int) -> int:

@@ -44,6 +44,10 @@ def tofu_splits(config: Mapping[str, Any], seed: int) -> Any:
     """The QA data a tofu config names: generated (``n_authors``, ``data_args``) or loaded (``dataset``)."""
     if config.get("dataset"):
         return load_tofu_splits(str(config["dataset"]))
+    if config.get("generator") == "rule":  # the tofu-rule preset: birth years follow a hidden rule
+        from .rule_data import generate_tofu_rule
+
+        return generate_tofu_rule(seed=seed, **dict(config.get("data_args") or {}))
     from .data import generate_tofu
 
     return generate_tofu(seed=seed, n_authors=int(config["n_authors"]), **dict(config.get("data_args") or {}))

@@ -26,7 +26,8 @@ lr 3e-3: 950, 67 → 75 %. 2 phrasings: 500, 82 → 86 %. 4 phrasings: 900, 60 �
 78 %, then 59-81 %. In every case held-out phrasings generalise *with* memorisation (about two thirds
 at once) and barely improve afterwards: the model stores each fact keyed partly by the phrasing it was
 trained on, and weight decay does not make the phrasing-invariant store cheaper, so nothing drives a
-late transition at this scale.
+late transition at this scale. ``tofu-rule`` (:mod:`grokplug.llm.rule_preset`) is the TOFU-style preset
+built to grok instead: there the held-out answers follow a hidden rule.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from .._accelerate import is_main_process
 from .._atomic import sha256_json
 from .._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ..errors import UsageError
+from .data import retain_author_count
 
 __all__ = ["LLMRunData", "LLMSplit", "llm_run_data", "retain_reference"]
 
@@ -66,7 +67,7 @@ class LLMRunData:
         self.generalization = None
         if "generalization" in self.splits:  # held-out phrasings of retain authors' facts
             gen = self.splits["generalization"]
-            n_retain_authors = len(self.splits[self.retain_split]) // 20
+            n_retain_authors = retain_author_count(self.splits, self.forget_split)
             keep = [i for i, a in enumerate(gen["author_index"]) if a < n_retain_authors]
             self.generalization = QADataset(gen.select(keep), self.tokenizer, max_length=max_length)
 
