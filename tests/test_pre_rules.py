@@ -177,3 +177,14 @@ def test_an_old_report_with_one_rule_is_redetected(peak_run: Any, tmp_path: Any)
     (copy / "grok.json").write_text(json.dumps(old))
     assert grokplug.request_checkpoint(copy, "pre").step == 300
     assert grokplug.request_checkpoint(copy, "pre-matched").step == 600
+
+
+def test_unlearn_and_compare_take_the_matched_rule_by_name(digits_run_dir: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    report = RunDir(digits_run_dir).report()
+    capsys.readouterr()
+    assert main(["unlearn", str(digits_run_dir), "--method", "ga", "--start", "pre-matched", "--forget-rate", "0.1",
+                 "--target", "none", "--set", "epochs=1", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["start"], info["start_step"]) == ("pre-matched", report.pre_matched_step)
+    with pytest.raises(UsageError, match="pre must be 'pre'"):
+        grokplug.compare(digits_run_dir, ["ga"], pre="pre-early", seeds=1)
