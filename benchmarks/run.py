@@ -5,7 +5,7 @@
     python benchmarks/run.py --only hooks,tracker --out-dir /tmp/b
 
 Sections (run in this order): hooks, tracker, retention, checkpoint, tofu_eval, accelerators,
-grok_advantage. Each reports medians and spread over repeats, and a pass/fail per target. A
+grok_advantage, regime. Each reports medians and spread over repeats, and a pass/fail per target. A
 section whose prerequisites are missing says ``not run`` and why; one that fails says ``error``
 with the exception; neither ever shows a number it did not measure. ``--only`` merges into an
 existing results.json, so sections can be rerun one at a time.
@@ -41,6 +41,7 @@ SECTIONS: dict[str, str] = {
     "tofu_eval": "bench_tofu_eval",
     "accelerators": "bench_accelerators",
     "grok_advantage": "bench_grok_advantage",
+    "regime": "bench_regime",
 }
 TITLES = {
     "hooks": "1. Hook dispatch",
@@ -50,6 +51,7 @@ TITLES = {
     "tofu_eval": "5. TOFU evaluation throughput",
     "accelerators": "6. Grokking accelerators",
     "grok_advantage": "7. The grok advantage",
+    "regime": "8. The paper's regime (Fig. 1a shape)",
 }
 
 
