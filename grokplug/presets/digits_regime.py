@@ -1,6 +1,64 @@
-"""Presets in the paper's regime (Fig. 1a): an early val peak, an overfitting decline, then a late grok.
+"""Presets aiming at the paper's regime (Fig. 1a): an early val peak, an overfitting decline, a late grok.
 
-RECIPE_TABLE_PLACEHOLDER
+**Status: the late grok is not reached.** The issue's criteria are: smoothed val peaks early at P in
+[0.3, 0.85], falls >= 0.08 below P while train acc >= 0.98, then rises to >= P + 0.10 and holds, with
+θ_pre (early-stop) and θ_grok >= 3x apart in steps; seeds 0-4 all labelled grokking. The recipes below
+get the peak and the decline (the `peak-decline` shape), none got the late rise; the criteria were not
+relaxed. These presets ship the best recipe found so that the regime can be measured and improved.
+
+Recipe ``digits-noisy``: sklearn ``load_digits`` (pixels / 16), a seeded stratified 300-image train set
+with 30 % of its labels flipped to another class (seeded, uniform), the other 1 497 images (clean labels)
+for validation. MLP 64-256-256-10 ReLU, PyTorch init then every parameter x 2. Cross-entropy, full-batch
+AdamW lr 3e-3, weight decay 0.3, 15 000 steps, eval and save every 100, denormals flushed.
+``digits-noisy-cnn``: the same data and optimiser with a CNN (Conv 3x3 8 ch, Conv 3x3 16 ch, max-pool,
+Linear 128, Linear 10; init x 2). Control ``no-wd``: weight decay 0.
+
+Search (scripts and logs in the developer's /work/search-vision/, not shipped): many configurations
+trained at once as one batched model (torch.func.stack_module_state + vmap; Adam is elementwise, so
+this equals independent full-batch AdamW runs), 300 random (not stratified) train images, seed 0,
+eval every 100; "MLP 3x256" is 3 Linear layers of width 256 (as the preset's); numbers on the median-3 smoothed val curve: P = best held before early stopping from
+the first eval (patience 10) ran out, trough = lowest after P, final = lowest of the last 5 evals.
+Wall times are inflated: the 2 cores were shared with 4 other developers (load average 10-16), each
+12-model batch of 15 000 steps took ~43 min.
+
+    tag  model        loss  α   wd    noise  peak P (step)   trough (step)    train@tr  late max (step)   final
+    A1   MLP 3x256    ce   1   0.3   0.1    0.798 ( 1400)  0.766 ( 4700)   1.00      0.792 (12100)  0.789
+    A1   MLP 3x256    ce   1   0.3   0.3    0.663 ( 2300)  0.580 (13200)   1.00      0.593 (14900)  0.591
+    A1   MLP 3x256    ce   1   1     0.1    0.793 (  300)  0.785 ( 1200)   1.00      0.812 ( 8100)  0.794
+    A1   MLP 3x256    ce   1   1     0.3    0.649 (  600)  0.624 (13200)   1.00      0.631 (14200)  0.629
+    A1   MLP 3x256    ce   2   0.3   0.1    0.831 (  400)  0.774 (14000)   1.00      0.791 (15000)  0.789
+    A1   MLP 3x256    ce   2   0.3   0.3    0.679 (  700)  0.589 ( 4600)   1.00      0.639 (14500)  0.631
+    A1   MLP 3x256    ce   2   1     0.1    0.836 (  200)  0.805 ( 2800)   1.00      0.830 ( 9600)  0.806
+    A1   MLP 3x256    ce   2   1     0.3    0.681 (  300)  0.639 (11700)   1.00      0.675 (12900)  0.655
+    A1   MLP 3x256    ce   4   0.3   0.1    0.862 (  200)  0.779 (14800)   1.00      0.779 (14800)  0.779
+    A1   MLP 3x256    ce   4   0.3   0.3    0.729 (  200)  0.610 ( 2300)   1.00      0.638 ( 6500)  0.624
+    A1   MLP 3x256    ce   4   1     0.1    0.862 (  200)  0.796 ( 3200)   1.00      0.818 ( 9800)  0.813
+    A1   MLP 3x256    ce   4   1     0.3    0.729 (  200)  0.651 (13900)   1.00      0.660 (14300)  0.653
+    B1   MLP 3x256    mse  2   0.1   0      0.967 (  300)  0.965 ( 1900)   1.00      0.970 (14400)  0.969
+    B1   MLP 3x256    mse  2   0.1   0.2    0.818 (  200)  0.767 ( 1000)   1.00      0.790 (14700)  0.788
+    B1   MLP 3x256    mse  2   0.3   0      0.967 (  300)  0.963 (14900)   1.00      0.963 (14900)  0.963
+    B1   MLP 3x256    mse  2   0.3   0.2    0.809 (  200)  0.770 (14700)   1.00      0.770 (14700)  0.770
+    B1   MLP 3x256    mse  4   0.1   0      0.962 ( 5100)  0.961 ( 6400)   1.00      0.965 ( 9600)  0.964
+    B1   MLP 3x256    mse  4   0.1   0.2    0.771 ( 9300)  0.769 ( 9700)   1.00      0.790 (14900)  0.790
+    B1   MLP 3x256    mse  4   0.3   0      0.967 ( 2600)  0.961 ( 5500)   1.00      0.969 (10500)  0.963
+    B1   MLP 3x256    mse  4   0.3   0.2    0.762 ( 2200)  0.749 ( 4000)   1.00      0.791 (15000)  0.790
+    B1   MLP 3x256    mse  8   0.1   0      0.957 (12800)  0.956 (13200)   1.00      0.959 (14400)  0.957
+    B1   MLP 3x256    mse  8   0.1   0.2    0.744 (12000)  0.741 (12200)   1.00      0.758 (15000)  0.754
+    B1   MLP 3x256    mse  8   0.3   0      0.964 ( 5500)  0.951 ( 9400)   1.00      0.961 (14500)  0.961
+    B1   MLP 3x256    mse  8   0.3   0.2    0.817 ( 4000)  0.703 ( 8500)   1.00      0.729 (15000)  0.728
+
+Also tried, stopped early (numbers are raw val, not smoothed): CE, lr 3e-3, alpha 1, weight decay
+2 / 3 / 5 / 8 with 20 % and 30 % noise (MLP 3x256, 5 000 of 8 000 steps): peak 0.76-0.84 (20 %) and
+0.68-0.74 (30 %), val at step 5 000 within 0.01-0.06 of the peak and flat; with weight decay 8 train
+acc fell to 0.87-0.91 (the net stops fitting flipped labels) without val rising. A CNN (8/16 channels,
+alpha 1, weight decay 3, 20 % noise, 4 400 of 8 000 steps) fitted train by step 200 at val 0.81 and
+stayed at 0.80-0.84: no decline. Earlier probes (DESIGN.md): 20 % noise, 2x512, wd 1 -> peak 0.95,
+decline to 0.85, no rise by 20 000 steps; 10 % noise, 300 images, 3x512, lr 3e-3, wd 1 -> 0.93, collapse
+to 0.17, partial rise to 0.80 (peak too high, final below it).
+
+The shipped presets, measured through ``grokplug train`` (the real loop, stratified split):
+
+PRESET_TABLE
 """
 
 from __future__ import annotations
