@@ -85,7 +85,7 @@ def _print_report(summary: dict[str, Any]) -> None:
     print(f"t_mem:      {fmt(summary['t_mem'])}   t_onset: {fmt(summary['t_onset'])}   t_gen: {fmt(summary['t_gen'])}")
     print(f"grok ratio: {fmt(summary['grok_ratio'])}   gain: {fmt(summary['gain'])}")
     print(f"θ_pre:      step {fmt(summary['pre_step'])}  val {fmt(summary.get('pre_val'))}  (early-stop: {summary['pre_rule']})")
-    print(f"θ_pre':     step {fmt(summary.get('pre_matched_step'))}  val {fmt(summary.get('pre_matched_val'))}  "
+    print(f"θ_pre (mt): step {fmt(summary.get('pre_matched_step'))}  val {fmt(summary.get('pre_matched_val'))}  "
           f"(matched-train: {summary.get('pre_matched_rule') or '—'}; `--start pre-matched`)")
     print(f"θ_grok:     step {fmt(summary['grok_step'])}  val {fmt(summary.get('grok_val'))}  ({summary['grok_rule'] or 'none'})")
     shape = summary.get("shape_numbers") or {}
