@@ -59,7 +59,7 @@ class EarlyStopCandidates:
     window holding today's onset level and ``hi`` the first holding that ceiling, the candidates are
     the last record before ``lo``, every record in [lo, hi), and the latest record (the answer when
     the run never shows an onset); both bounds move back by ``lag`` = smooth_w // 2 evals, as the cut
-    does. Records before ``lo`` are forgotten as ``lo`` advances.
+    does. Before any window (or any t_mem streak) ``lo`` is the earliest index t_onset can still take. Records before ``lo`` are forgotten as ``lo`` advances.
     """
 
     def __init__(self, patience: int, min_delta: float, lag: int) -> None:
@@ -72,18 +72,20 @@ class EarlyStopCandidates:
         if self.es.saved_best is not None and (not self.records or self.records[-1] != self.es.saved_best):
             self.records.append(self.es.saved_best)
 
-    def candidates(self, onset_window: Callable[[float], int | None] | None, onset_now: float, onset_ceiling: float) -> list[int]:
-        """``onset_window(level)``: the first window from t_mem holding ``level`` (None: not yet);
-        ``onset_window`` is None while no t_mem streak is open (then only the latest record can win)."""
+    def candidates(
+        self, onset_window: Callable[[float], int | None] | None, onset_now: float, onset_ceiling: float, earliest_onset: int
+    ) -> list[int]:
+        """``onset_window(level)``: the first window from t_mem holding ``level`` (None: not yet; the
+        argument is None while no t_mem streak is open); ``earliest_onset``: the lowest index t_onset
+        can still take when no window tells more (the open streak's start, else the next eval)."""
         if not self.records:
             return []
-        if onset_window is None:
-            return [self.records[-1]]
-        lo, hi = onset_window(onset_now), onset_window(onset_ceiling)
-        lo, hi = (None if x is None else x - self.lag for x in (lo, hi))
-        if lo is not None:
-            before = [r for r in self.records if r < lo]
-            self.records = before[-1:] + [r for r in self.records if r >= lo]  # older records can never win
+        lo = onset_window(onset_now) if onset_window is not None else None
+        hi = onset_window(onset_ceiling) if onset_window is not None else None
+        lo = (earliest_onset if lo is None else lo) - self.lag
+        hi = None if hi is None else hi - self.lag
+        before = [r for r in self.records if r < lo]
+        self.records = before[-1:] + [r for r in self.records if r >= lo]  # older records can never win
         keep = {self.records[-1]}
-        keep.update(r for r in self.records if lo is None or hi is None or r < hi)
+        keep.update(r for r in self.records if hi is None or r < hi)
         return sorted(keep)

@@ -279,9 +279,10 @@ class OnlineDetector:
             window = grok.first_held
             now = thresholds(grok.v_mem, grok.v_max, p)[0] if grok.v_max > -math.inf else -math.inf
             ceiling = thresholds(grok.v_mem, 1.0, p)[0]
-        out = self._pre_acc.candidates(window, now, ceiling)
+        earliest = len(self._steps) if grok is None else grok.start  # t_onset >= t_mem >= this
+        out = self._pre_acc.candidates(window, now, ceiling, earliest)
         if p["pre_metric"] == "val_loss" and self._loss_ok:
-            out += self._pre_loss.candidates(window, now, ceiling)
+            out += self._pre_loss.candidates(window, now, ceiling, earliest)
         return out
 
     @classmethod

@@ -188,3 +188,17 @@ def test_unlearn_and_compare_take_the_matched_rule_by_name(digits_run_dir: Any, 
     assert (info["start"], info["start_step"]) == ("pre-matched", report.pre_matched_step)
     with pytest.raises(UsageError, match="pre must be 'pre'"):
         grokplug.compare(digits_run_dir, ["ga"], pre="pre-early", seeds=1)
+
+
+def test_early_stop_candidate_before_any_memorization_streak_stays_protected() -> None:
+    """Found by hypothesis: with smooth_w 4 the cut lies 2 evals before t_onset, so before t_mem's
+    streak opens the record 2 evals back can still become θ_pre and must stay protected."""
+    from test_detect import check_protection
+
+    train = [0.5, 0.6224593312018546, 0.7310585786300049, 0.8175744761936437, 0.8807970779778823,
+             0.9241418199787566, 0.9525741268224334, 0.9706877692486436]
+    val = [0.04742587317756678, 0.11920292202211755, 0.2689414213699951, 0.5, 0.7310585786300049,
+           0.8807970779778823, 0.9525741268224334, 0.9820137900379085]
+    records = [{"step": i, "train_acc": t, "val_acc": v} for i, (t, v) in enumerate(zip(train, val, strict=True))]
+    final, _ = check_protection(records, set(range(8)), smooth_w=4, tau_mem=0.75)
+    assert (final.pre_step, final.pre_rule, final.t_onset) == (2, "capped-before-onset", 5)
