@@ -175,6 +175,9 @@ def test_an_old_report_with_one_rule_is_redetected(peak_run: Any, tmp_path: Any)
         old.pop(key)
     old["pre_step"] = 600  # what the matched-train rule chose when it was the only one
     (copy / "grok.json").write_text(json.dumps(old))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["pins"] = {"pre": 600, "grok": 2300}  # and what an old manifest pinned
+    (copy / "manifest.json").write_text(json.dumps(manifest))
     assert grokplug.request_checkpoint(copy, "pre").step == 300
     assert grokplug.request_checkpoint(copy, "pre-matched").step == 600
 
@@ -186,8 +189,10 @@ def test_unlearn_and_compare_take_the_matched_rule_by_name(digits_run_dir: Any, 
                  "--target", "none", "--set", "epochs=1", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["start"], info["start_step"]) == ("pre-matched", report.pre_matched_step)
+    from grokplug.compare import compare  # the package, not grokplug.compare's lazy function attribute
+
     with pytest.raises(UsageError, match="pre must be 'pre'"):
-        grokplug.compare(digits_run_dir, ["ga"], pre="pre-early", seeds=1)
+        compare(digits_run_dir, ["ga"], pre="pre-early", seeds=1)
 
 
 def test_early_stop_candidate_before_any_memorization_streak_stays_protected() -> None:
