@@ -34,7 +34,7 @@ def _phase_step(run: RunDir, request: CheckpointRequest, phase: str) -> tuple[in
             f"`grokplug inspect {run.path}`"
         )
     if phase.startswith("pre") and not report.shape:  # grok.json from before the two θ_pre rules: re-detect
-        from grokplug._api import detect_phases
+        from grokplug._phases import detect_phases
 
         report = detect_phases(run.path)
     step = {"pre": report.pre_step, "pre-matched": report.pre_matched_step}.get(phase, report.grok_step)
