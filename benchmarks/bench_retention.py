@@ -44,12 +44,13 @@ def measure(steps: int, every: int, work: Path, log: Any = print) -> dict[str, A
         )
         run = RunDir(work / name)
         results[name] = {
-            "label": report.label, "pre_step": report.pre_step, "grok_step": report.grok_step,
+            "label": report.label, "pre_step": report.pre_step, "pre_matched_step": report.pre_matched_step,
+            "grok_step": report.grok_step,
             "checkpoints_saved": steps // every + 1, "checkpoints_kept": len(run.checkpoint_steps()),
             "kept_steps": run.checkpoint_steps(),
             "disk_mib": round(disk_bytes(run.path) / 2**20, 3), "wall_s": round(time.perf_counter() - started, 1),
         }
-    same = all(results["retained"][k] == results["dense"][k] for k in ("pre_step", "grok_step"))
+    same = all(results["retained"][k] == results["dense"][k] for k in ("pre_step", "pre_matched_step", "grok_step"))
     return {"steps": steps, "every": every, "same_choice_as_dense": same, **results}
 
 

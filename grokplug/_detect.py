@@ -15,10 +15,12 @@ during training. Conventions shared by both:
   (``tau_gen_abs``, else ``gen_frac`` x train acc at t_mem, Liu et al.'s 0.9), else memorization;
   a run still climbing steeply at its last eval, having first reached its top during that climb,
   is "memorization, in progress" (v_max and t_gen are not known yet);
-* θ_pre is searched from t_mem on, because both checkpoints must fit the training set
-  (§4.4 "matched train accuracy"); otherwise a run whose val acc drops from chance to 0 % during
-  memorization would ship its random initialisation. The θ_pre / θ_grok rules live in
-  ``_online.py`` beside the protected-steps logic that must mirror them.
+* θ_pre has two rules, both reported: ``early-stop`` (the paper's, served as ``phase="pre"``):
+  conventional early stopping on smoothed val acc (or val loss, ``pre_metric``) from the first eval,
+  before the grokking onset (``_early_stop.py``); and ``matched-train`` (``phase="pre-matched"``):
+  searched from t_mem on, so that both checkpoints fit the training set (§4.4). The matched-train
+  and θ_grok rules live in ``_online.py`` beside the protected-steps logic that must mirror them;
+* the run's shape (``peak-decline-grok``, ``plateau-grok``, ...) is named by ``_shape.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "patience": 10,  # early-stopping patience (evals) for θ_pre
     "min_delta": 1e-3,  # early-stopping improvement threshold
     "grok_margin": 0.01,  # θ_grok: val >= v_max - grok_margin
+    "pre_metric": "val_acc",  # early-stop θ_pre watches smoothed val_acc or val_loss
+    "drop_min": 0.08,  # shape: val falls this far below the early peak ...
+    "rise_min": 0.10,  # ... and later holds this far above it
 }
+PRE_METRICS = ("val_acc", "val_loss")
 LABELS = ("grokking", "comprehension", "memorization", "confusion")
 _INT_MIN = {"smooth_w": 1, "k": 1, "gap_min_evals": 0, "patience": 1}
 _POSITIVE = {"gain_min", "onset_frac", "gen_frac"}  # zero would put a threshold at v(t_mem) itself
@@ -63,6 +69,10 @@ def resolve_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     out = {**DEFAULT_PARAMS, **given}
     for name, value in out.items():
         if name == "tau_gen_abs" and value is None:
+            continue
+        if name == "pre_metric":
+            if value not in PRE_METRICS:
+                raise UsageError(f"detector parameter pre_metric must be one of {', '.join(PRE_METRICS)}, not {value!r}")
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UsageError(f"detector parameter {name} must be a finite number, not {value!r}")
@@ -88,9 +98,12 @@ class GrokReport:
     ``label`` is ``grokking``, ``comprehension`` (val generalized without a delayed surge),
     ``memorization`` (train fitted, val did not generalize; ``in_progress`` when val is still
     rising at the end) or ``confusion`` (train never fitted). ``pre_step``/``grok_step`` are θ_pre
-    and θ_grok (``grok_step`` only for grokking); ``pre_rule``/``grok_rule`` say which rule chose
-    them and ``reasons`` explain every decision in plain English. ``train_loss_ratio`` is train
-    loss at θ_pre / at θ_grok: it confounds curvature and gradient comparisons (§6.4).
+    (by the paper's ``early-stop`` rule) and θ_grok (only for grokking); ``pre_matched_step`` is θ_pre
+    by the ``matched-train`` rule; ``pre_val``/``pre_matched_val``/``grok_val`` are their raw val
+    accuracies. ``*_rule`` say which case of each rule chose them and ``reasons`` explain every
+    decision in plain English. ``shape`` names the val curve's shape and ``shape_numbers`` hold the
+    numbers that decided it (``_shape.py``). ``train_loss_ratio`` is train loss at θ_pre / at θ_grok:
+    it confounds curvature and gradient comparisons (§6.4).
     """
 
     label: str
@@ -105,6 +118,13 @@ class GrokReport:
     grok_step: int | None = None
     pre_rule: str = ""
     grok_rule: str | None = None
+    pre_matched_step: int | None = None
+    pre_matched_rule: str = ""
+    pre_val: float | None = None
+    pre_matched_val: float | None = None
+    grok_val: float | None = None
+    shape: str = ""
+    shape_numbers: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     in_progress: bool = False
@@ -130,6 +150,7 @@ class GrokReport:
         kwargs = {key: value for key, value in data.items() if key in known}
         kwargs["reasons"] = list(kwargs.get("reasons") or [])
         kwargs["params"] = dict(kwargs.get("params") or {})
+        kwargs["shape_numbers"] = dict(kwargs.get("shape_numbers") or {})
         return cls(**kwargs)
 
 
@@ -244,17 +265,45 @@ def detect_phases_builtin(
     wanted = None if checkpoint_steps is None else {int(s) for s in checkpoint_steps}
     saved = [wanted is None or s in wanted for s in steps]
     i_mem, i_onset, i_gen = _classify(rep, steps, sm_train, sm_val, p)
-    pre, rep.pre_rule, why = choose_pre(steps, sm_val, saved, i_mem, i_onset, p)
+    from ._early_stop import choose_pre_early_stop
+
+    metric, curve = _early_stop_curve(rep, evals, sm_val, p)
+    pre, rep.pre_rule, why = choose_pre_early_stop(steps, curve, saved, i_onset, p, metric)
     rep.pre_step = None if pre is None else steps[pre]
-    rep.reasons.append(f"θ_pre ({rep.pre_rule}): {why}" + ("" if pre is None else f" -> step {rep.pre_step}"))
+    rep.reasons.append(f"θ_pre (early-stop: {rep.pre_rule}): {why}" + ("" if pre is None else f" -> step {rep.pre_step}"))
+    matched, rep.pre_matched_rule, why = choose_pre(steps, sm_val, saved, i_mem, i_onset, p)
+    rep.pre_matched_step = None if matched is None else steps[matched]
+    rep.reasons.append(
+        f"θ_pre (matched-train: {rep.pre_matched_rule}): {why}" + ("" if matched is None else f" -> step {rep.pre_matched_step}")
+    )
     if rep.label == "grokking" and i_gen is not None:
         choose_grok(rep, steps, sm_val, saved, i_gen, p, "eval" if wanted is None else "checkpointed eval")
+    val_at = {e[0]: e[2] for e in evals}
+    rep.pre_val, rep.pre_matched_val, rep.grok_val = (val_at.get(s) for s in (rep.pre_step, rep.pre_matched_step, rep.grok_step))  # type: ignore[arg-type]
+    from ._shape import run_shape
+
+    rep.shape, rep.shape_numbers, why = run_shape(steps, sm_train, sm_val, rep.label == "grokking", p)
+    rep.reasons.append(why)
     loss_at: dict[int | None, Any] = {e[0]: e[3].get("train_loss") for e in evals}
     loss_pre, loss_grok = loss_at.get(rep.pre_step), loss_at.get(rep.grok_step)
     if isinstance(loss_pre, (int, float)) and isinstance(loss_grok, (int, float)) and loss_grok > 0:
         ratio = float(loss_pre) / float(loss_grok)
         rep.train_loss_ratio = ratio if math.isfinite(ratio) else None
     return rep
+
+
+def _early_stop_curve(
+    rep: GrokReport, evals: Sequence[tuple[int, float, float, Mapping[str, Any]]], sm_val: list[float], p: Mapping[str, Any]
+) -> tuple[str, list[float]]:
+    """The curve early-stop θ_pre watches (higher is better): smoothed val acc, or negated smoothed val loss."""
+    if p["pre_metric"] == "val_acc":
+        return "val acc", sm_val
+    losses = [e[3].get("val_loss") for e in evals]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in losses):
+        rep.reasons.append("pre_metric is val_loss but some evals have no finite val_loss: early stopping watches val acc")
+        return "val acc", sm_val
+    w = p["smooth_w"]
+    return "val loss", [-median(losses[max(0, i - w + 1) : i + 1]) for i in range(len(losses))]  # type: ignore[arg-type]
 
 
 def _classify(

@@ -35,10 +35,11 @@ from ._detect import (
     resolve_params,
     thresholds,
 )
+from ._early_stop import EarlyStopCandidates
 from ._theta_rules import EarlyStop, choose_grok, choose_pre
 from .errors import GrokplugWarning
 
-__all__ = ["STATES", "EarlyStop", "OnlineDetector", "choose_grok", "choose_pre"]
+__all__ = ["STATES", "EarlyStop", "OnlineDetector", "choose_grok", "choose_pre"]  # EarlyStop: re-exported
 
 STATES = ("warmup", "fitting", "memorized", "plateau", "transition", "grokked", "settled", "regressed")
 
@@ -123,7 +124,12 @@ class OnlineDetector:
         self._saved: list[bool] = []
         self._i_mem: int | None = None  # confirmed t_mem index
         self._streak: int | None = None  # start of the current run of smoothed train >= tau_mem
-        self._es_start = EarlyStop(p["patience"], p["min_delta"])  # θ_pre if the run ends in confusion
+        # early-stop θ_pre candidates on smoothed val acc and val loss (negated); the acc one is also
+        # matched-train's θ_pre if the run ends in confusion
+        self._pre_acc = EarlyStopCandidates(p["patience"], p["min_delta"], p["smooth_w"] // 2)
+        self._pre_loss = EarlyStopCandidates(p["patience"], p["min_delta"], p["smooth_w"] // 2)
+        self._val_loss: list[float] = []  # raw val losses while every record has one
+        self._loss_ok = True
         self._es_mem: EarlyStop | None = None  # θ_pre early stopping counted from the streak start
         self._first_saved: int | None = None  # first saved eval from the streak start
         self._grok: _GrokCandidates | None = None
@@ -168,6 +174,11 @@ class OnlineDetector:
         self._sm_train.append(median(self._train[-w:]))
         self._sm_val.append(median(self._val[-w:]))
         self._saved.append(bool(saved))
+        loss = record.get("val_loss")
+        if self._loss_ok and isinstance(loss, (int, float)) and not isinstance(loss, bool) and math.isfinite(loss):
+            self._val_loss.append(float(loss))
+        else:  # the offline rule then falls back to val acc: stop following the loss
+            self._loss_ok = False
         self._track(len(self._steps) - 1)
         new = self._next_state()
         if new == self._state:
@@ -178,8 +189,10 @@ class OnlineDetector:
 
     def _track(self, i: int) -> None:
         p, k, sm_val, saved = self.params, self.params["k"], self._sm_val, self._saved[i]
+        self._pre_acc.push(i, sm_val[i], saved)
+        if self._loss_ok:
+            self._pre_loss.push(i, -median(self._val_loss[-p["smooth_w"] :]), saved)
         if self._i_mem is None:
-            self._es_start.push(i, sm_val[i], saved)
             if self._sm_train[i] < p["tau_mem"]:  # streak broken: its start can no longer be t_mem
                 self._streak = self._es_mem = self._first_saved = self._grok = None
             elif self._streak is None:
@@ -238,22 +251,39 @@ class OnlineDetector:
 
         Guarantee: the steps the final :meth:`report` picks were in this set at every update since
         they were saved, so a retention policy may delete any other saved step. θ_pre (see
-        :func:`choose_pre`) is either the first saved eval from t_mem (capped rule and fallbacks), or
+        :func:`choose_pre`, the ``matched-train`` rule) is either the first saved eval from t_mem (capped rule and fallbacks), or
         the best saved eval of early stopping counted from t_mem: once stopped that is fixed, and
         before the stop every later improvement supersedes it for good. Before t_mem is confirmed,
         t_mem can only be the start of the current train-acc streak (any later t_mem has no saved
         step yet), and the run may still end in confusion (early stopping from the first eval).
-        θ_grok candidates are explained in ``_GrokCandidates``. The set holds at most 3 θ_pre
-        candidates, the saved prefix-max records within ``grok_margin`` of the running held max
-        and up to k-1 recent saves.
+        θ_grok candidates are explained in ``_GrokCandidates``, the early-stop θ_pre candidates in
+        ``EarlyStopCandidates``. The set holds at most 3 matched-train θ_pre candidates, the early-stop
+        records between the provisional onset and the onset ceiling (often none or one), the saved
+        prefix-max records within ``grok_margin`` of the running held max and up to k-1 recent saves.
         """
         indices: list[int | None] = []
         if self._i_mem is None:
-            indices.append(self._es_start.saved_best)
+            indices.append(self._pre_acc.es.saved_best)
+        indices += self._early_stop_candidates()
         if self._grok is not None and self._es_mem is not None:
             indices += [self._first_saved, self._es_mem.saved_best]
             indices += self._grok.candidates(self._sm_val, self._saved)
         return {self._steps[i] for i in indices if i is not None}
+
+    def _early_stop_candidates(self) -> list[int]:
+        """Saved evals that may still become θ_pre by the early-stop rule (see ``EarlyStopCandidates``)."""
+        p, grok = self.params, self._grok
+        if grok is None:
+            window, now, ceiling = None, -math.inf, 1.0
+        else:
+            window = grok.first_held
+            now = thresholds(grok.v_mem, grok.v_max, p)[0] if grok.v_max > -math.inf else -math.inf
+            ceiling = thresholds(grok.v_mem, 1.0, p)[0]
+        earliest = len(self._steps) if grok is None else grok.start  # t_onset >= t_mem >= this
+        out = self._pre_acc.candidates(window, now, ceiling, earliest)
+        if p["pre_metric"] == "val_loss" and self._loss_ok:
+            out += self._pre_loss.candidates(window, now, ceiling, earliest)
+        return out
 
     @classmethod
     def replay(

@@ -269,8 +269,9 @@ class RunDir:
             report = GrokReport.from_dict(json.loads(self.file(REPORT).read_text()))
         except (OSError, ValueError, TypeError) as exc:
             raise RunDirError(f"cannot read {file}: {exc}") from exc
-        for phase in ("pre", "grok"):
-            step = getattr(report, f"{phase}_step")
+        phases = ("pre", "pre-matched", "grok") if report.shape else ("pre", "grok")  # no shape: one θ_pre rule
+        for phase in phases:
+            step = getattr(report, f"{phase.replace('-', '_')}_step")
             if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
                 raise RunDirError(f"{file} names θ_{phase} step {step!r}, which is not a step number; refused")
             pinned = self.pins.get(phase)

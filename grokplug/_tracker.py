@@ -345,11 +345,12 @@ class GrokTracker:
         ever_saved = sorted(self.detector.checkpoint_steps)
         report = self._pm.detect_phases(history, self.detector_params, ever_saved)
         existing = set(run.checkpoint_steps())
-        if any(s is not None and s not in existing for s in (report.pre_step, report.grok_step)):
+        if any(s is not None and s not in existing for s in (report.pre_step, report.pre_matched_step, report.grok_step)):
             report = self._pm.detect_phases(history, self.detector_params, sorted(existing))
             report.reasons.append("a chosen checkpoint had been pruned; the choice was remade among kept checkpoints")
         run.write_report(report)  # first: a finished manifest must never point at a stale grok.json
-        run.manifest["pins"] = {k: v for k, v in (("pre", report.pre_step), ("grok", report.grok_step)) if v is not None}
+        chosen = (("pre", report.pre_step), ("pre-matched", report.pre_matched_step), ("grok", report.grok_step))
+        run.manifest["pins"] = {k: v for k, v in chosen if v is not None}
         run.manifest["status"] = "finished"
         run.manifest["label"] = report.label
         run.write_manifest()

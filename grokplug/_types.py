@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Phase = Literal["grok", "pre", "final", "best"]
-PHASES: tuple[str, ...] = ("grok", "pre", "final", "best")
+Phase = Literal["grok", "pre", "pre-matched", "final", "best"]
+PHASES: tuple[str, ...] = ("grok", "pre", "pre-matched", "final", "best")
 
 
 @dataclass(frozen=True)
@@ -17,8 +17,9 @@ class CheckpointRequest:
 
     ``source`` is whatever identifies a tracked run to the providers: the built-in provider
     understands a local run directory; a plugin may understand a hub revision or a tracker URI.
-    ``phase`` names which checkpoint: ``grok`` (θ_grok), ``pre`` (θ_pre, the early-stopping point),
-    ``final`` (the latest) or ``best`` (highest validation accuracy). ``fallback`` is the phase to
+    ``phase`` names which checkpoint: ``grok`` (θ_grok), ``pre`` (θ_pre by the paper's rule: early
+    stopping from the first eval, before the grokking onset), ``pre-matched`` (θ_pre by the
+    matched-train rule: early stopping from t_mem, so it fits the training set), ``final`` (the latest) or ``best`` (highest validation accuracy). ``fallback`` is the phase to
     serve instead when ``grok`` is requested from a run that never grokked (``None``: raise).
     """
 

@@ -84,8 +84,15 @@ def _print_report(summary: dict[str, Any]) -> None:
     print(f"label:      {summary['label']}{' (in progress)' if summary.get('in_progress') else ''}")
     print(f"t_mem:      {fmt(summary['t_mem'])}   t_onset: {fmt(summary['t_onset'])}   t_gen: {fmt(summary['t_gen'])}")
     print(f"grok ratio: {fmt(summary['grok_ratio'])}   gain: {fmt(summary['gain'])}")
-    print(f"θ_pre:      step {fmt(summary['pre_step'])}  ({summary['pre_rule']})")
-    print(f"θ_grok:     step {fmt(summary['grok_step'])}  ({summary['grok_rule'] or 'none'})")
+    print(f"θ_pre:      step {fmt(summary['pre_step'])}  val {fmt(summary.get('pre_val'))}  (early-stop: {summary['pre_rule']})")
+    print(f"θ_pre (mt): step {fmt(summary.get('pre_matched_step'))}  val {fmt(summary.get('pre_matched_val'))}  "
+          f"(matched-train: {summary.get('pre_matched_rule') or '—'}; `--start pre-matched`)")
+    print(f"θ_grok:     step {fmt(summary['grok_step'])}  val {fmt(summary.get('grok_val'))}  ({summary['grok_rule'] or 'none'})")
+    shape = summary.get("shape_numbers") or {}
+    if summary.get("shape"):
+        print(f"shape:      {summary['shape']}  (peak {fmt(shape.get('peak_val'))} @ {fmt(shape.get('peak_step'))}, trough "
+              f"{fmt(shape.get('trough_val'))} @ {fmt(shape.get('trough_step'))}, final {fmt(shape.get('final_val'))} "
+              f"@ {fmt(shape.get('final_step'))})")
     print(f"kept:       {summary['checkpoints_kept']} checkpoints")
     for reason in summary.get("reasons", []):
         print(f"  - {reason}")
@@ -141,7 +148,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.plot:
         check_output_file(args.plot, sources=[args.run_dir], what="--plot")
     report = run.report() if run.status == "finished" else None
-    if report is None:  # still running or interrupted: classify what is there
+    if report is None or not report.shape:  # running, interrupted, or a grok.json without both θ_pre rules
         report = detect_phases(args.run_dir)
     summary = _summary(report, Path(args.run_dir))
     if args.plot:
@@ -320,7 +327,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result = compare(
         args.run_dir, args.methods, seeds=seeds, forget_rates=rates, out=args.out,
         targets=args.targets.split(",") if args.targets else None, primary=args.primary or DEFAULT_PRIMARY,
-        hparams=set_values, profile=args.profile, fallback=args.fallback, n_boot=args.n_boot,
+        hparams=set_values, profile=args.profile, fallback=args.fallback, pre=args.pre, n_boot=args.n_boot,
         bootstrap_seed=args.bootstrap_seed, progress=False if args.no_progress else None, plots=args.plots,
         analysis=args.analysis, recompute=args.recompute,
     )
@@ -391,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("unlearn", help="run one unlearning method from θ_pre or θ_grok of a run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--method", required=True, help="method name (see `grokplug plugins`)")
-    p.add_argument("--start", choices=("pre", "grok", "final", "best"), default="grok")
+    p.add_argument("--start", choices=("pre", "pre-matched", "grok", "final", "best"), default="grok",
+                   help="pre: θ_pre by early stopping (the paper's rule); pre-matched: θ_pre from t_mem (matched train)")
     p.add_argument("--forget-rate", type=_rate, default=None, help="fraction of forget-eligible samples (default 0.15)")
     p.add_argument("--forget-class", type=int, action="append", default=None, help="forget a whole class (repeatable)")
     p.add_argument("--seed", type=int, default=0)
@@ -429,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hyperparameter profile: auto (the method's profile for the run's preset, else offline), "
                         "offline or cifar (default: auto)")
     p.add_argument("--fallback", default=None, help="phase to use as θ_grok if the run never grokked (e.g. final)")
+    p.add_argument("--pre", choices=("pre", "pre-matched"), default="pre",
+                   help="which θ_pre rule serves the pre start: pre (early stop, default) or pre-matched (matched train)")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     p.add_argument("--bootstrap-seed", type=int, default=0)
     p.add_argument("--recompute", action="store_true", help="ignore cached cells")

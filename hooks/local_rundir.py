@@ -33,7 +33,11 @@ def _phase_step(run: RunDir, request: CheckpointRequest, phase: str) -> tuple[in
             f"run {run.path} has no phase report yet (status: {run.status}); let training finish, or run "
             f"`grokplug inspect {run.path}`"
         )
-    step = report.pre_step if phase == "pre" else report.grok_step
+    if phase.startswith("pre") and not report.shape:  # grok.json from before the two θ_pre rules: re-detect
+        from grokplug._phases import detect_phases
+
+        report = detect_phases(run.path)
+    step = {"pre": report.pre_step, "pre-matched": report.pre_matched_step}.get(phase, report.grok_step)
     if step is not None:
         return int(step), report.label, phase
     if phase == "grok" and request.fallback:
@@ -47,7 +51,8 @@ def _phase_step(run: RunDir, request: CheckpointRequest, phase: str) -> tuple[in
             f"run {run.path} never grokked (label: {report.label}{'; ' + why if why else ''}), so θ_grok does not "
             "exist; pass fallback='final' (CLI: --fallback final) to start from its final checkpoint instead"
         )
-    raise CheckpointError(f"run {run.path} has no θ_pre (label: {report.label})")
+    rule = "matched-train" if phase == "pre-matched" else "early-stop"
+    raise CheckpointError(f"run {run.path} has no θ_pre by the {rule} rule (label: {report.label})")
 
 
 @hookimpl(trylast=True)

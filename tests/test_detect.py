@@ -74,7 +74,7 @@ def test_grokking_trace_is_labelled_with_phases_and_checkpoints() -> None:
     assert report.grok_ratio >= DEFAULT_PARAMS["ratio_min"]
     assert report.gain == pytest.approx(0.97, abs=0.01) and report.val_at_mem == pytest.approx(0.0, abs=0.01)
     # θ_pre: early stopping from t_mem triggers on the flat 0% plateau, best = t_mem itself
-    assert report.pre_step == report.t_mem and report.pre_rule == "early-stopping"
+    assert report.pre_matched_step == report.t_mem and report.pre_matched_rule == "early-stopping"
     assert report.grok_step is not None and report.grok_step >= report.t_gen
     assert val_at(history, report.grok_step) >= report.val_max - DEFAULT_PARAMS["grok_margin"]
     assert report.grok_rule and "t_gen" in report.grok_rule
@@ -87,7 +87,7 @@ def test_comprehension_when_val_generalizes_with_train() -> None:
     report = detect_phases_builtin(make_trace(t_fit=100, surges=[(40, 10, 0.93)]))
     assert report.label == "comprehension" and not report.grokked
     assert report.t_onset is None and report.t_gen is None and report.grok_step is None and report.grok_rule is None
-    assert report.pre_step is not None and report.pre_step >= report.t_mem  # θ_pre must fit the train set
+    assert report.pre_matched_step is not None and report.pre_matched_step >= report.t_mem  # θ_pre must fit the train set
     assert any("comprehension" in line for line in report.reasons)
 
 
@@ -102,7 +102,7 @@ def test_comprehension_when_the_rise_comes_without_delay() -> None:
 def test_memorization_when_val_never_generalizes() -> None:
     report = detect_phases_builtin(make_trace(t_fit=150, v0=0.003, last=6000))
     assert report.label == "memorization" and not report.in_progress
-    assert report.pre_step == report.t_mem and report.grok_step is None
+    assert report.pre_matched_step == report.t_mem and report.grok_step is None
     assert any("did not generalize" in line for line in report.reasons)
 
 
@@ -116,7 +116,7 @@ def test_unfinished_transition_is_memorization_in_progress() -> None:
     report = detect_phases_builtin(history)
     assert report.label == "memorization" and report.in_progress
     assert report.t_onset is not None and report.t_gen is None and report.grok_step is None
-    assert report.pre_step is not None and report.pre_step <= report.t_onset
+    assert report.pre_matched_step is not None and report.pre_matched_step <= report.t_onset
     assert any("unfinished" in line for line in report.reasons)
 
 
@@ -133,14 +133,14 @@ def test_confusion_when_train_never_fits() -> None:
     report = detect_phases_builtin(make_trace(t_fit=1e9, surges=[(100, 20, 0.1)], last=2000))
     assert report.label == "confusion"
     assert report.t_mem is None and report.gain is None and report.grok_step is None
-    assert report.pre_rule.endswith("(no memorization)")
+    assert report.pre_matched_rule.endswith("(no memorization)")
     assert any("never reached" in line for line in report.reasons)
 
 
 def test_empty_history_is_confusion_without_data() -> None:
     report = detect_phases_builtin([])
     assert report.label == "confusion" and report.n_evals == 0
-    assert report.pre_step is None and report.grok_step is None
+    assert report.pre_matched_step is None and report.grok_step is None
     assert "no data" in report.reasons[0]
 
 
@@ -171,7 +171,7 @@ def test_single_eval_spikes_do_not_move_any_decision() -> None:
     by_step[800]["val_acc"] = 0.6
     by_step[2500]["val_acc"] = 0.1  # val spike down after grokking
     by_step[3000]["train_acc"] = 0.2  # train spike down after memorization
-    keys = ("label", "t_mem", "t_onset", "t_gen", "pre_step", "grok_step", "val_max")
+    keys = ("label", "t_mem", "t_onset", "t_gen", "pre_step", "pre_matched_step", "grok_step", "val_max")
     a, b = detect_phases_builtin(clean), detect_phases_builtin(spiky)
     assert {key: getattr(b, key) for key in keys} == {key: getattr(a, key) for key in keys}
 
@@ -192,7 +192,7 @@ def test_noisy_trace_still_groks_near_the_clean_t_gen() -> None:
         report = detect_phases_builtin(grokking_trace(noise=0.02, seed=seed))
         assert report.label == "grokking"
         assert report.t_gen is not None and clean.t_gen is not None and abs(report.t_gen - clean.t_gen) <= 100
-        assert report.pre_step is not None and report.t_onset is not None and report.pre_step <= report.t_onset
+        assert report.pre_matched_step is not None and report.t_onset is not None and report.pre_matched_step <= report.t_onset
 
 
 def test_multi_stage_generalization_uses_the_surge_reaching_the_final_max() -> None:
@@ -212,7 +212,7 @@ def test_moderate_val_at_memorization_measures_gain_from_there() -> None:
     assert report.val_at_mem == pytest.approx(0.5, abs=0.01) and report.gain == pytest.approx(0.45, abs=0.01)
     # t_onset is where val first holds 50% + 0.1 G (not an absolute 10%): in the second surge
     assert report.t_onset is not None and report.t_onset > 2000
-    assert report.pre_rule == "capped-at-memorization" or report.pre_step == report.t_mem
+    assert report.pre_matched_rule == "capped-at-memorization" or report.pre_matched_step == report.t_mem
     # a smaller relative gain from a high level is not grokking, even though val ends at 95%
     small = detect_phases_builtin(make_trace(t_fit=1000, surges=[(300, 60, 0.8), (3000, 150, 0.15)], last=6000))
     assert small.label == "comprehension" and small.gain is not None and small.gain < 0.2
@@ -231,19 +231,19 @@ def test_checkpoint_steps_restrict_both_choices() -> None:
     saved = {r["step"] for r in history if r["step"] % 300 == 0}
     sparse = detect_phases_builtin(history, checkpoint_steps=saved)
     assert sparse.label == dense.label and sparse.t_gen == dense.t_gen  # phases do not depend on saves
-    assert sparse.pre_step == min(s for s in saved if s >= dense.t_mem)
+    assert sparse.pre_matched_step == min(s for s in saved if s >= dense.t_mem)
     assert sparse.grok_step == min(s for s in saved if s >= dense.grok_step)
     assert sparse.grok_rule is not None and "checkpointed" in sparse.grok_rule
     nothing = detect_phases_builtin(history, checkpoint_steps=[])
-    assert nothing.label == "grokking" and nothing.pre_step is None and nothing.grok_step is None
+    assert nothing.label == "grokking" and nothing.pre_matched_step is None and nothing.grok_step is None
 
 
 def test_pre_step_is_capped_at_memorization_when_val_keeps_creeping() -> None:
     # val creeps up right after t_mem, so early stopping has not triggered by t_onset
     history = make_trace(t_fit=1000, surges=[(1100, 400, 0.3), (3000, 150, 0.6)], last=6000)
     report = detect_phases_builtin(history)
-    assert report.label == "grokking" and report.pre_rule == "capped-at-memorization"
-    assert report.pre_step == report.t_mem
+    assert report.label == "grokking" and report.pre_matched_rule == "capped-at-memorization"
+    assert report.pre_matched_step == report.t_mem
 
 
 # -- parameters and the report object -----------------------------------------------------------
@@ -376,13 +376,15 @@ def check_protection(history: list[Record], saved: set[int], **params: Any) -> t
     final = detect_phases_builtin(history, checkpoint_steps=detector.checkpoint_steps, **params)
     assert detector.report() == final
     position = {r["step"]: i for i, r in enumerate(history)}
-    for chosen in (final.pre_step, final.grok_step):
+    for chosen in (final.pre_step, final.pre_matched_step, final.grok_step):
         if chosen is not None:
             assert chosen in saved
             unprotected = [history[u]["step"] for u in range(position[chosen], len(history)) if chosen not in protected_after[u]]
             assert not unprotected, f"step {chosen} was unprotected after steps {unprotected[:5]}"
+    if final.pre_matched_step is not None and final.t_onset is not None:
+        assert final.pre_matched_step <= final.t_onset
     if final.pre_step is not None and final.t_onset is not None:
-        assert final.pre_step <= final.t_onset
+        assert final.pre_step < final.t_onset  # the early-stop θ_pre precedes the onset
     return final, max((len(p) for p in protected_after), default=0)
 
 
@@ -479,8 +481,9 @@ def test_retention_scenario_keeps_few_checkpoints_and_loses_no_choice(kind: str)
         most = max(most, len(on_disk))
     final = detector.report()
     dense = detect_phases_builtin(history)
-    assert (final.label, final.pre_step, final.grok_step) == (dense.label, dense.pre_step, dense.grok_step)
-    for chosen in (final.pre_step, final.grok_step):
+    chosen_steps = ("label", "pre_step", "pre_matched_step", "grok_step")
+    assert [getattr(final, k) for k in chosen_steps] == [getattr(dense, k) for k in chosen_steps]
+    for chosen in (final.pre_step, final.pre_matched_step, final.grok_step):
         assert chosen is None or chosen in on_disk
     print(f"{kind}: label {final.label}, {len(on_disk)} checkpoints kept of {len(history)}, at most {most} at once")
     assert most < 40
@@ -508,9 +511,9 @@ def test_prototype_traces_from_the_reference() -> None:
                     "val_acc": measured(0.003 + 0.01 * math.exp(-s / 40), 5645)} for s in range(0, 6001, 25)]
     a, b, c, d = (detect_phases_builtin(h) for h in (mod_add, digits_large, digits_std, mod_add_wd0))
     assert a.label == "grokking" and a.t_mem is not None and a.t_mem <= 200 and a.t_gen is not None and a.t_gen <= 1500
-    assert a.pre_step == a.t_mem
+    assert a.pre_matched_step == a.t_mem
     assert b.label == "grokking" and b.t_mem is not None and 1200 <= b.t_mem <= 1600
     assert b.val_at_mem is not None and 0.25 <= b.val_at_mem <= 0.35 and b.t_gen is not None and b.t_gen <= 3600
-    assert b.pre_step == b.t_mem
+    assert b.pre_matched_step == b.t_mem
     assert c.label == "comprehension" and c.t_mem is not None and c.t_mem <= 150
-    assert d.label == "memorization" and d.grok_step is None and d.pre_step == d.t_mem
+    assert d.label == "memorization" and d.grok_step is None and d.pre_matched_step == d.t_mem

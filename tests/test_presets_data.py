@@ -49,7 +49,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def test_builtin_presets_are_named_and_unique() -> None:
-    assert [p.name for p in BUILTIN_PRESETS] == ["modular", "digits", "modular-transformer"]
+    assert [p.name for p in BUILTIN_PRESETS] == ["modular", "digits", "modular-transformer", "digits-noisy", "digits-noisy-cnn"]
     assert (MODULAR.control_label, DIGITS.control_label, MODULAR_TRANSFORMER.control_label) == (
         "memorization",
         "comprehension",

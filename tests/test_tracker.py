@@ -21,10 +21,13 @@ def test_tracker_writes_history_checkpoints_and_report(tmp_path):
     report = tracker.report()
     assert report.label == "grokking" and report.pre_step < report.grok_step
     run = RunDir(tmp_path / "run")
-    assert run.status == "finished" and run.pins == {"pre": report.pre_step, "grok": report.grok_step}
+    # val is flat at 5% until step 1000: early stopping from the first eval keeps step 0 (ties keep the
+    # earliest); matched train starts at t_mem = 150, the first eval whose 3-eval train median is 1.0
+    assert (report.pre_step, report.pre_matched_step) == (0, 150)
+    assert run.status == "finished" and run.pins == {"pre": 0, "pre-matched": 150, "grok": report.grok_step}
     assert len(run.history()) == 61 and all(r["saved"] for r in run.history())
     kept = run.checkpoint_steps()
-    assert report.pre_step in kept and report.grok_step in kept and 3000 in kept
+    assert {report.pre_step, report.pre_matched_step, report.grok_step, 3000} <= set(kept)
     assert len(kept) < 30
     assert json.loads((run.path / "grok.json").read_text())["label"] == "grokking"
     # only the latest checkpoint keeps optimizer state
@@ -34,7 +37,8 @@ def test_tracker_writes_history_checkpoints_and_report(tmp_path):
 def test_retained_choice_equals_dense_choice(tmp_path):
     sparse, _ = run_scripted(tmp_path / "sparse")
     dense, _ = run_scripted(tmp_path / "dense", tracker_kwargs={"retention": RetentionPolicy.dense()})
-    assert (sparse.report().pre_step, sparse.report().grok_step) == (dense.report().pre_step, dense.report().grok_step)
+    keys = ("pre_step", "pre_matched_step", "grok_step")
+    assert [getattr(sparse.report(), k) for k in keys] == [getattr(dense.report(), k) for k in keys]
     assert len(RunDir(tmp_path / "dense").checkpoint_steps()) == 61
 
 

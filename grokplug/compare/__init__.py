@@ -107,13 +107,14 @@ def _run_info(run: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
     from .._atomic import sha256_json
 
     report = run.report()
-    if report is None:
+    if report is None or not report.shape:
         from .._phases import detect_phases
 
         report = detect_phases(run.path)
     return {
         "path": str(run.path.resolve()), "preset": run.config.get("preset"), "config_sha256": sha256_json(run.config),
         "label": report.label, "t_mem": report.t_mem, "t_gen": report.t_gen, "grok_ratio": report.grok_ratio,
+        "shape": report.shape, "shape_numbers": report.shape_numbers,
         **{start: {"step": ref.step, "sha256": ref.sha256, "phase": ref.phase, "metrics": dict(ref.metrics)}
            for start, ref in refs.items()},
     }
@@ -135,6 +136,7 @@ def compare(
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
     profile: str = "auto",
     fallback: str | None = None,
+    pre: str = "pre",
     n_boot: int = 10_000,
     bootstrap_seed: int = 0,
     ci_level: float = 0.95,
@@ -153,6 +155,8 @@ def compare(
     ``{"ga": {"epochs": 40}}``. ``out`` defaults to ``<run>-compare`` next to the run; cells already
     there are reused when their inputs' hashes match (``recompute=True`` ignores them). The run's
     checkpoints are only read. ``plots``/``analysis`` add figures and θ_pre/θ_grok analysis metrics.
+    ``pre`` is the phase that serves θ_pre: ``pre`` (the paper's early-stop rule) or ``pre-matched``
+    (the matched-train rule).
     """
     from .._paths import check_output_dir
     from .._resolve import request_checkpoint
@@ -206,12 +210,15 @@ def compare(
     resolved = {name: method_hparams(obj, resolve_profile(obj, profile, preset or None), overrides.get(name),
                                      what=f"hparams[{name!r}]")
                 for name, obj in method_objs.items()}
-    refs = {"pre": request_checkpoint(run_path, "pre"), "grok": request_checkpoint(run_path, "grok", fallback=fallback)}
+    if pre not in ("pre", "pre-matched"):
+        raise UsageError(f"pre must be 'pre' (early-stop rule) or 'pre-matched' (matched-train rule), not {pre!r}")
+    refs = {"pre": request_checkpoint(run_path, pre), "grok": request_checkpoint(run_path, "grok", fallback=fallback)}
     config = {
         "methods": list(method_objs), "seeds": seed_list, "forget_rates": rates, "targets": target_list,
         "primary": primary, "profile": profile, "hparams": resolved, "n_boot": int(n_boot), "ci_level": ci_level,
         "bootstrap_seed": int(bootstrap_seed), "eval_every": 1, "fallback": fallback,
         "domain": domain.name, "metrics": list(domain.damage_metrics), "columns": [list(c) for c in domain.compare_columns],
+        "pre_phase": pre,
     }
     ctx = MatrixContext(
         run_path=run_path, run_config=rundir.config, domain=domain, refs=refs, methods=method_objs, overrides=overrides,
