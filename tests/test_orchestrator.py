@@ -16,6 +16,7 @@ import grokplug
 import grokplug._unlearn as orchestrator
 from grokplug import UnlearningMethod, hookimpl
 from grokplug.adapters import TrainerAdapter
+from grokplug.llm.run_data import reference_root
 
 
 class Recorder:
@@ -106,7 +107,7 @@ def test_a_trainer_adapter_on_a_tofu_run_goes_through_the_same_orchestrator(tofu
     assert result.trail[0][1] == pytest.approx(_answer_accuracy_by_hand(model.eval(), data.forget), abs=1e-6)
     assert result.trail[-1][1] < result.trail[0][1]  # ascent made the forget answers less likely
     assert result.metrics["target_forget_acc"] == pytest.approx(0.5 * result.trail[0][1])
-    assert not (tofu_run_dir / "reference" / "retain90").exists()  # no target or metric needed the retain model
+    assert not (reference_root(tofu_run_dir) / "retain90").exists()  # no target or metric needed the retain model
 
 
 class NumpyNoise(UnlearningMethod):
@@ -158,11 +159,13 @@ def test_the_retain_model_is_trained_only_when_needed_and_reused(tofu_run_dir, t
     shutil.copytree(tofu_run_dir, run)
     common = {"source": run, "start": "pre", "hparams": {"max_steps": 1}, "eval_kwargs": TOFU_EVAL_TEST}
     plain = grokplug.unlearn("llm-ga", target="frac:0.5", evaluate=False, **common)
-    assert not (run / "reference" / "retain90").exists() and plain.config["retrain_metrics"] is None
+    assert not (reference_root(run) / "retain90").exists() and plain.config["retrain_metrics"] is None
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     retrain = grokplug.unlearn("llm-ga", target="retrain", evaluate=False, **common)
-    reference = grokplug.RunDir(run / "reference" / "retain90")
-    assert reference.status == "finished"
-    weights = sorted((run / "reference").rglob("*.safetensors"))
+    reference = grokplug.RunDir(reference_root(run) / "retain90")
+    assert reference.status == "finished" and reference_root(run) == (tmp_path / "run-reference").resolve()
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before  # source only read
+    weights = sorted(reference_root(run).rglob("*.safetensors"))
     stamps = {p: p.stat().st_mtime_ns for p in weights}
     assert retrain.metrics["target_forget_acc"] == pytest.approx(retrain.config["retrain_metrics"]["forget_acc"])
     reused = grokplug.unlearn("llm-ga", target="frac:0.5", evaluate=True, **common)  # found in the run dir: reused

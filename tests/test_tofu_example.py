@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from grokplug._rundir import RunDir
+from grokplug.llm.run_data import reference_root
 
 ROOT = Path(__file__).resolve().parents[1]
 #: tofu-tiny shrunk to seconds (2 authors, 1 layer) and 3 unlearning updates per job
@@ -38,7 +39,7 @@ def _check_summary(summary: dict, run_dir: Path, world_size: int) -> None:
             assert isinstance(row[key], float)
         assert 0.0 <= row["forget_quality"] <= 1.0  # the retain model was trained and used
     run = RunDir(run_dir)
-    assert run.status == "finished" and RunDir(run_dir / "reference" / "retain90").status == "finished"
+    assert run.status == "finished" and RunDir(reference_root(run_dir) / "retain90").status == "finished"
     steps = [r["step"] for r in run.history()]
     assert steps == sorted(set(steps))  # one writer
 

@@ -27,7 +27,7 @@ from .._domain import MonitorSettings, RunOutcome, UnlearningDomain
 from .._monitor import Probe
 from ..errors import DivergedError
 from ..plugins import get_plugin_manager
-from .run_data import REFERENCE_DIR, LLMRunData, retain_reference
+from .run_data import LLMRunData, reference_root, retain_reference
 
 __all__ = ["MONITOR_RETAIN_ROWS", "LLMDomain"]
 
@@ -134,7 +134,7 @@ class LLMDomain(UnlearningDomain):
         if options.get("evaluate", True):
             cache = None
             if start is None and from_main():  # start evaluations are shared by every method
-                cache = data.run.path / REFERENCE_DIR / "eval_cache"
+                cache = reference_root(data.run.path) / "eval_cache"
             evaluate_tofu = get_plugin_manager().metrics.get("evaluate_tofu")
             evaluation = evaluate_tofu(model, data.tokenizer, data.splits, forget_split=data.forget_split,
                                        retain_reference=(reference or {}).get("tofu_eval"), cache_dir=cache,

@@ -4,7 +4,7 @@
 ``forget_acc`` / ``retain_acc`` are teacher-forced answer-token accuracies (OU's exact-memorization
 score, mean over rows), ``gen_acc`` the same on held-out phrasings of retain authors' facts.
 :func:`retain_reference` trains the preset on the retain split with the run's recipe once (kept under
-``<run>/reference/<retain split>/``): its TOFU evaluation feeds ``forget_quality``/``privleak`` and its
+``<run>-reference/<retain split>/``, beside the run, never inside it): its TOFU evaluation feeds ``forget_quality``/``privleak`` and its
 forget accuracy is the ``"retrain"`` target.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,9 +23,19 @@ from .._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ..errors import UsageError
 from .data import retain_author_count
 
-__all__ = ["LLMRunData", "LLMSplit", "llm_run_data", "retain_reference"]
+__all__ = ["LLMRunData", "LLMSplit", "llm_run_data", "reference_root", "retain_reference"]
 
-REFERENCE_DIR = "reference"
+#: where an older grokplug cached the retain model: inside the run (still read, never written)
+LEGACY_REFERENCE_DIR = "reference"
+
+
+def reference_root(run_path: Any) -> Path:
+    """Where a run's retain model and shared start evaluations are cached: ``<run>-reference/`` beside the run.
+
+    Never inside the run: the source run is only ever read (a read-only or shared run dir stays usable).
+    """
+    path = Path(run_path).resolve()
+    return path.parent / f"{path.name}-reference"
 
 
 class LLMSplit:
@@ -108,7 +119,7 @@ def retain_reference(source: Source, forget_split: str = "forget10", *, data: LL
                      train: bool = True) -> dict[str, Any] | None:
     """The retain ("oracle") model of a tofu run: trained once with the run's recipe on the retain split.
 
-    Cached in ``<run>/reference/<retain split>/`` (a tracked run of its own) with its TOFU evaluation
+    Cached in ``<run>-reference/<retain split>/`` (a tracked run of its own, see :func:`reference_root`) with its TOFU evaluation
     for ``forget_split`` in ``tofu_eval-<forget split>.json``. Returns that evaluation plus its
     ``forget_acc``/``retain_acc``/``gen_acc`` scores (under ``"scores"``). With ``train=False`` a
     missing retain model is not trained: the result is ``None`` (a finished one is still evaluated).
@@ -120,7 +131,10 @@ def retain_reference(source: Source, forget_split: str = "forget10", *, data: LL
 
     data = data or LLMRunData(source, forget_split)
     run = data.run
-    ref_dir = run.path / REFERENCE_DIR / data.retain_split
+    ref_dir = reference_root(run.path) / data.retain_split
+    legacy = run.path / LEGACY_REFERENCE_DIR / data.retain_split
+    if not RunDir.exists(ref_dir) and RunDir.exists(legacy) and RunDir(legacy).status == "finished":
+        ref_dir = legacy  # a retain model an older version trained inside the run: read it, write nothing there
     cached = ref_dir / f"tofu_eval-{data.forget_split}.json"
     wanted = {"max_length": data.max_length, **dict(eval_kwargs or {})}
     if cached.is_file():
@@ -139,6 +153,6 @@ def retain_reference(source: Source, forget_split: str = "forget10", *, data: LL
     result = evaluate_tofu(model, data.tokenizer, data.splits, forget_split=data.forget_split, **wanted)
     result["scores"] = data.scores(model)
     result["eval_kwargs"] = wanted
-    if is_main_process():
+    if is_main_process() and ref_dir != legacy:
         write_json_atomic(cached, result)
     return result
