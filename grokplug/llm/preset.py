@@ -11,11 +11,15 @@ exact match of the whole answer on the train rows (``train_acc``) and on the ``g
 (the same facts asked with the 2 phrasings not trained, ``val_acc``), and saves a checkpoint.
 Control ``no-grok``: weight decay 0.
 
-Measured on the 2-core CPU (torch 2.14.1, 1 thread, other jobs loading the machine), seed 0:
-train exact match reaches 99 % at step 400 (t_mem 450 smoothed), where held-out phrasings are already
-at 67 %; they creep up to 74-75 % by step 500 and stay there (v_max 74 %, gain 7 pts). The detector
-labels it ``memorization`` (``in_progress``: still rising slightly), θ_pre = step 950, no θ_grok: **it
-does not grok**, so requests for θ_grok need ``fallback="final"``. Wall time 127 s (91 s CPU).
+Measured with ``OMP_NUM_THREADS=1 grokplug train tofu-tiny --run-dir DIR`` (seed 0; torch 2.14.1, 2-core
+CPU shared with other jobs): train exact match reaches 99 % at t_mem 450 (smoothed), where held-out
+phrasings are already at 67 %; the best held-out level afterwards is v_max 73.5 % (gain 6.5 pts). The
+detector labels it ``memorization``, no θ_grok: **it does not grok**, so requests for θ_grok need
+``fallback="final"``. θ_pre = step 550 under the rule "best-val (early stopping never triggered)"
+(early stopping on smoothed val from t_mem, patience 10 evals; the θ_pre rules are being reworked, so
+check ``grokplug inspect DIR`` for the rule a run used; an older run under an earlier rule gave 950).
+Wall time 438 s (58 s CPU) with the machine heavily loaded; an earlier run took 127 s: the wall time
+depends on the load and is not a fixed figure.
 No-grok control (wd 0): see the README of issue 5 / the report; same shape.
 
 Settings tried (1 500 steps unless noted; t_mem, val at t_mem → best held val; label):
