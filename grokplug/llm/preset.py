@@ -17,12 +17,15 @@ phrasings are already at 67 %; the best held-out level afterwards is v_max 73.5 
 detector labels it ``memorization``, no θ_grok: **it does not grok**, so requests for θ_grok need
 ``fallback="final"``. θ_pre = step 550 under the rule "best-val (early stopping never triggered)"
 (early stopping on smoothed val from t_mem, patience 10 evals; the θ_pre rules are being reworked, so
-check ``grokplug inspect DIR`` for the rule a run used; an older run under an earlier rule gave 950).
+check ``grokplug inspect DIR`` for the rule a run used; this docstring used to say 950, from a run whose
+command and rule were not recorded).
 Wall time 438 s (58 s CPU) with the machine heavily loaded; an earlier run took 127 s: the wall time
 depends on the load and is not a fixed figure.
 No-grok control (wd 0): see the README of issue 5 / the report; same shape.
 
-Settings tried (1 500 steps unless noted; t_mem, val at t_mem → best held val; label):
+Settings tried (1 500 steps unless noted; t_mem, val at t_mem → best held val; label), each a recipe
+override of this preset (e.g. ``python examples/tofu.py --set weight_decay=1.0 --max-steps 1500``); the
+exact command lines were not recorded, so treat these as leads, not reproducible figures:
 wd 0.1, 20 authors: 850, 68 % → 76 %, memorization. wd 1.0, 20 authors: train never holds 99 %
 (97-98 %), val 62-70 %, confusion. wd 1.0 + init ×3: same shape. wd 1.0, 10 authors: 400, 68 → 78 %.
 lr 3e-3: 950, 67 → 75 %. 2 phrasings: 500, 82 → 86 %. 4 phrasings: 900, 60 → 58 %. wd 0.3 + init ×2:
