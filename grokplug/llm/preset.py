@@ -16,8 +16,9 @@ CPU shared with other jobs): train exact match reaches 99 % at t_mem 450 (smooth
 phrasings are already at 67 %; the best held-out level afterwards is v_max 73.5 % (gain 6.5 pts). The
 detector labels it ``memorization``, no θ_grok: **it does not grok**, so requests for θ_grok need
 ``fallback="final"``. θ_pre = step 550 under the rule "best-val (early stopping never triggered)"
-(early stopping on smoothed val from t_mem, patience 10 evals; the θ_pre rules are being reworked, so
-check ``grokplug inspect DIR`` for the rule a run used; this docstring used to say 950, from a run whose
+(early stopping on smoothed val from t_mem, patience 10 evals); re-read with the early-stop and
+matched-train rules (``grokplug inspect DIR --json``: ``pre_step``, ``pre_matched_step``) both give 550 by
+that same rule (``grokplug inspect DIR`` names the rule a run used; this docstring used to say 950, from a run whose
 command and rule were not recorded).
 Wall time 438 s (58 s CPU) with the machine heavily loaded; an earlier run took 127 s: the wall time
 depends on the load and is not a fixed figure.
