@@ -19,7 +19,9 @@ class UnlearningMethod:
       ``"auto"`` (what ``grokplug unlearn`` and ``compare`` use by default) picks the run's preset
       profile when the method has one, else ``"offline"`` (:func:`resolve_profile`);
     * ``iterative``: ``False`` for one-shot methods (e.g. SSD): steps-to-target is not applicable and
-      ``strength_param`` names the knob to sweep instead.
+      ``strength_param`` names the knob to sweep instead;
+    * ``strength_sweep``: the values of ``strength_param`` that ``grokplug compare`` sweeps, **weakest
+      first**, to find each start's weakest strength reaching the target (damage at matched forgetting).
     """
 
     name: ClassVar[str] = ""
@@ -30,6 +32,7 @@ class UnlearningMethod:
     preset_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     iterative: ClassVar[bool] = True
     strength_param: ClassVar[str | None] = None
+    strength_sweep: ClassVar[tuple[float, ...]] = ()
 
     def hyperparameters(self, profile: str = "offline", **overrides: Any) -> dict[str, Any]:
         """Defaults for ``profile`` (``offline``, ``cifar`` or a preset name) with ``overrides`` applied.

@@ -22,7 +22,9 @@ from .plugins import get_plugin_manager
 DEMO_PRESETS = ("modular", "digits")
 #: the same methods, with their shared offline defaults, on both tasks (no per-task tuning); ∇τ is
 #: the method of the paper's Fig. 2. Fisher forgetting (also the paper's) is left to `grokplug compare`:
-#: its per-example, per-class Fisher costs ~1 min per cell on modular's 97 classes on 2 cores.
+#: its per-example, per-class Fisher cost ~1 min per cell on modular's 97 classes on 2 cores (an earlier
+#: measurement, load-dependent and not re-run; time one with `grokplug compare RUN --methods fisher --seeds 1`),
+#: and compare now also sweeps its strength.
 DEMO_METHODS = ("rl", "salun", "ssd", "nabla-tau")
 DEMO_PROFILE = "offline"
 DEMO_SEEDS = 3
@@ -47,7 +49,9 @@ def prepare_run(preset_name: str, out_dir: Path, *, seed: int = 0, progress: boo
 
 
 def print_comparison(name: str, results: dict) -> None:
-    """One line per (forget rate, method): steps to the primary target and retain damage, pre vs grok."""
+    """One line per (forget rate, method): steps to the primary target (one-shot: the weakest swept
+    strength reaching it, per seed) and retain damage there, pre vs grok; "not comparable" where a
+    start never reached the target."""
     primary = results["config"]["primary"]
     print(f"\n{name}: θ_pre vs θ_grok, target {primary} (forget acc ≤ half the start's), {len(results['config']['seeds'])} seeds, 95% bootstrap CIs")
     print(f"{'rate':>5} {'method':<7} {'steps pre':>9} {'steps grok':>10}  {'ratio pre÷grok':<30} {'retain drop @target, pre − grok':<28} verdict")
@@ -56,9 +60,15 @@ def print_comparison(name: str, results: dict) -> None:
         pre = f"{step['pre_mean']:.1f}" if step.get("pre_mean") is not None else "n/a"
         grok = f"{step['grok_mean']:.1f}" if step.get("grok_mean") is not None else "n/a"
         ratio = _ratio_text(step["ratio"]) if step.get("ratio") else "n/a"
-        damage = _ci(pair["metrics"].get("at_target", {}).get("retain_drop"), "+.2f")
+        if not pair.get("iterative"):  # one-shot: the weakest swept strength that reached the target, per seed
+            found = (pair.get("collateral") or {}).get("strength_to_target") or {}
+            pre, grok = (",".join("never" if v is None else f"{v:g}" for v in found.get(s, [])) or "n/a" for s in ("pre", "grok"))
+            ratio = "n/a (one-shot: strength to target)"
+        verdict = str(pair.get("collateral_verdict"))
+        damage = ("not comparable" if verdict.startswith("not comparable")
+                  else _ci(pair["metrics"].get("at_target", {}).get("retain_drop"), "+.2f"))
         print(f"{pair['forget_rate']:>5} {pair['method']:<7} {pre:>9} {grok:>10}  {ratio:<30} {damage:<28} "
-              f"{step.get('verdict', 'n/a')} / {pair.get('collateral_verdict')}")
+              f"{step.get('verdict', 'n/a')} / {verdict}")
 
 
 # The demo's presets grok from a plateau, where the early-stop θ_pre is a barely trained model; it

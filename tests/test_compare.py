@@ -43,6 +43,29 @@ def _check_cell_against_its_trail(cell):
         assert cell["at_target"] is None
 
 
+def _check_one_shot_sweep(cell):
+    """The sweep ran weakest first, stopped at the first strength reaching the primary target, and
+    ``at_target`` is that point's result (drops against the cell's own start)."""
+    from grokplug.vision.methods_salun_scrub_ssd import SSD
+
+    sweep = cell["sweep"]
+    assert sweep["strength_param"] == "selection_weighting" and sweep["strengths"] == list(SSD.strength_sweep)
+    ran = [p["strength"] for p in sweep["points"]]
+    assert ran == sweep["strengths"][:len(ran)]
+    threshold = 0.5 * cell["start_metrics"]["forget_acc"]
+    for point in sweep["points"]:
+        assert point["target_forget_acc"] == pytest.approx(threshold)
+        assert point["reached"] == (point["forget_acc"] <= threshold)
+    assert not any(p["reached"] for p in sweep["points"][:-1])  # nothing weaker reached it
+    if sweep["strength_to_target"] is None:
+        assert ran == sweep["strengths"] and cell["at_target"] is None
+    else:
+        last = sweep["points"][-1]
+        assert last["reached"] and last["strength"] == sweep["strength_to_target"] == cell["at_target"]["strength"]
+        assert cell["at_target"]["forget_acc"] == last["forget_acc"] <= threshold
+        assert cell["at_target"]["retain_drop"] == pytest.approx(cell["start_metrics"]["retain_acc"] - last["retain_acc"])
+
+
 def test_compare_end_to_end_pairing_flags_outputs_and_reuse(digits_run_dir, tmp_path):
     before = _weights(digits_run_dir)
     out = tmp_path / "cmp"
@@ -66,8 +89,9 @@ def test_compare_end_to_end_pairing_flags_outputs_and_reuse(digits_run_dir, tmp_
         if method == "ga":
             assert cell["iterative"] and cell["status"] == "ok"
             _check_cell_against_its_trail(cell)
-        else:  # one-shot SSD: no steps, said so
+        else:  # one-shot SSD: no steps, said so; its strength sweep gives the damage at matched forgetting
             assert not cell["iterative"] and cell["flags"] == ["one_shot"] and cell["targets"][PRIMARY]["steps"] is None
+            _check_one_shot_sweep(cell)
     # different seeds draw different forget sets
     assert cells[("ga", "pre", 0)]["split"]["forget_sha256"] != cells[("ga", "pre", 1)]["split"]["forget_sha256"]
     flagged = {(f["cell"], f["target"], f["flag"]) for f in data["flags"]}
@@ -96,6 +120,26 @@ def test_compare_end_to_end_pairing_flags_outputs_and_reuse(digits_run_dir, tmp_
     ratio = pair["steps"][PRIMARY]["ratio"]
     if ratio["value"] is not None:
         assert ratio["value"] == pytest.approx(agg[("ga", "pre")]["steps"][PRIMARY]["mean"] / agg[("ga", "grok")]["steps"][PRIMARY]["mean"])
+    # a one-shot sweep point is what a plain `unlearn` at that strength gives, on the same forget set
+    ssd_cell = cells[("ssd", "grok", 0)]
+    point = ssd_cell["sweep"]["points"][-1]
+    alone = grokplug.unlearn("ssd", source=digits_run_dir, start="grok", seed=0, forget_rate=0.15, target="none",
+                             hparams={"selection_weighting": point["strength"]}, profile="auto")
+    assert alone.metrics["forget_acc"] == pytest.approx(point["forget_acc"])
+    assert alone.metrics["retain_acc"] == pytest.approx(point["retain_acc"])
+    assert alone.metrics["split"]["forget_sha256"] == ssd_cell["split"]["forget_sha256"]
+    # the damage verdict rests only on seeds where both starts reached the target
+    for pair in data["pairs"]:
+        reached = {s: [c for c in (0, 1) if cells[(pair["method"], s, c)]["at_target"]] for s in ("pre", "grok")}
+        assert pair["collateral"]["seeds_reached"] == reached
+        missing = [f"θ_{s}" for s in ("pre", "grok") if not reached[s]]
+        if missing:
+            assert pair["collateral_verdict"] == f"not comparable: {' and '.join(missing)} did not reach the target"
+        else:
+            both = [c for c in (0, 1) if c in reached["pre"] and c in reached["grok"]]
+            assert pair["metrics"]["at_target"]["retain_drop"]["values"] == pytest.approx(
+                [cells[(pair["method"], "pre", c)]["at_target"]["retain_drop"]
+                 - cells[(pair["method"], "grok", c)]["at_target"]["retain_drop"] for c in both])
     assert any(line.startswith("digits, 15% forget, ga:") for line in data["summary"])
     assert "one-shot" in next(line for line in data["summary"] if ", ssd" in line)
 

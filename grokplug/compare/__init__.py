@@ -23,9 +23,13 @@ Targets (``forget_acc ≤ threshold``; see :func:`grokplug._targets.resolve_targ
   budget (``never_reached``, *censored*) is flagged; censored steps count as the budget and make the
   mean a lower bound (``≥``) and the ratio a one-sided bound, never an imputed value.
 
-Collateral damage is reported twice: ``at_target`` (full metrics at the first step the primary target
-held: damage at matched forgetting) and ``final`` (after the method's full budget). One-shot methods
-(SSD, ``iterative = False``) have no steps: only their final metrics are compared.
+Collateral damage is reported twice: ``at_target`` (full metrics where the primary target first held:
+damage at matched forgetting) and ``final`` (after the method's full budget). Only ``at_target`` gives
+a damage verdict. One-shot methods (SSD, Fisher; ``iterative = False``) have no steps: each cell also
+sweeps the method's strength (``strength_sweep``, weakest first, via :func:`grokplug.sweep_strength`),
+and ``at_target`` is the result at the weakest strength reaching the primary target. Where a start
+never reaches the target (no seed), the pair's ``collateral_verdict`` is ``"not comparable: θ_X did not
+reach the target"``; a damage verdict uses only the seeds where both starts reached it.
 
 Outputs: ``results.json`` (schema ``grokplug.compare/1``, documented in ``grokplug/compare/README.md``), ``results.csv``
 (one row per aggregate), ``results.md``, and ``cells/<key>.json`` (the resumable cache).
@@ -103,6 +107,25 @@ def _targets(targets: Sequence[str | float], primary: str | float) -> tuple[list
     return list(dict.fromkeys(specs)), primary
 
 
+def _strengths(methods: Mapping[str, Any], given: Mapping[str, Sequence[float]], domain: str) -> dict[str, tuple[float, ...]]:
+    """Per one-shot method, the strengths its cells sweep (weakest first): ``given`` or its ``strength_sweep``."""
+    from .._validate import check_strengths
+
+    out: dict[str, tuple[float, ...]] = {}
+    for name, values in given.items():
+        canonical = next(iter(_methods([name], domain)))
+        if canonical not in methods or methods[canonical].iterative:
+            raise UsageError(f"strengths given for {name!r}, which is not a one-shot method among the compared methods")
+        if methods[canonical].strength_param is None:
+            raise UsageError(f"strengths given for {name!r}, which declares no strength parameter to sweep")
+        out[canonical] = tuple(check_strengths(values, f"strengths[{name!r}]"))
+    for name, obj in methods.items():  # a one-shot method without a sweep: its verdict says so
+        declared = tuple(getattr(obj, "strength_sweep", ()) or ())
+        if not getattr(obj, "iterative", True) and name not in out and getattr(obj, "strength_param", None) and declared:
+            out[name] = tuple(check_strengths(declared, f"{name}'s strength_sweep"))
+    return out
+
+
 def _run_info(run: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
     from .._atomic import sha256_json
 
@@ -144,6 +167,7 @@ def compare(
     plots: bool = False,
     analysis: bool = False,
     recompute: bool = False,
+    strengths: Mapping[str, Sequence[float]] | None = None,
 ) -> CompareResult:
     """Run the matrix {θ_pre, θ_grok} × ``methods`` × ``seeds`` × ``forget_rates`` on a preset run (vision or LLM).
 
@@ -157,6 +181,8 @@ def compare(
     checkpoints are only read. ``plots``/``analysis`` add figures and θ_pre/θ_grok analysis metrics.
     ``pre`` is the phase that serves θ_pre: ``pre`` (the paper's early-stop rule) or ``pre-matched``
     (the matched-train rule).
+    ``strengths``: per one-shot method, the strengths to sweep (weakest first) instead of its
+    ``strength_sweep``, e.g. ``{"ssd": [20, 5, 1]}``.
     """
     from .._paths import check_output_dir
     from .._resolve import request_checkpoint
@@ -210,6 +236,7 @@ def compare(
     resolved = {name: method_hparams(obj, resolve_profile(obj, profile, preset or None), overrides.get(name),
                                      what=f"hparams[{name!r}]")
                 for name, obj in method_objs.items()}
+    sweeps = _strengths(method_objs, strengths or {}, domain.name)
     if pre not in ("pre", "pre-matched"):
         raise UsageError(f"pre must be 'pre' (early-stop rule) or 'pre-matched' (matched-train rule), not {pre!r}")
     refs = {"pre": request_checkpoint(run_path, pre), "grok": request_checkpoint(run_path, "grok", fallback=fallback)}
@@ -219,11 +246,12 @@ def compare(
         "bootstrap_seed": int(bootstrap_seed), "eval_every": 1, "fallback": fallback,
         "domain": domain.name, "metrics": list(domain.damage_metrics), "columns": [list(c) for c in domain.compare_columns],
         "pre_phase": pre,
+        "strengths": {name: list(values) for name, values in sweeps.items()},
     }
     ctx = MatrixContext(
         run_path=run_path, run_config=rundir.config, domain=domain, refs=refs, methods=method_objs, overrides=overrides,
         hparams=resolved, targets=target_list, primary=primary, profile=profile, fallback=fallback,
-        cells_dir=out_dir / "cells", recompute=recompute,
+        cells_dir=out_dir / "cells", recompute=recompute, strengths=sweeps,
     )
     specs = [CellSpec(m, s, seed, r) for r in rates for seed in seed_list for m in method_objs for s in STARTS]
     from tqdm.auto import tqdm

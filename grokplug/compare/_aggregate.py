@@ -83,8 +83,41 @@ def build_aggregates(cells: Sequence[Mapping[str, Any]], config: Mapping[str, An
                     "total_steps_mean": mean_std([c["total_steps"] for c in ok])["mean"] if ok else None,
                     "metrics": {stage: _stage_stats(ok, stage, config.get("metrics") or AGG_METRICS) for stage in STAGES},
                     "steps": {spec: _steps_stats(ok, spec) for spec in config["targets"]} if iterative and ok else {},
+                    "n_reached_primary": sum(c.get("at_target") is not None for c in ok),
+                    "strength_to_target": None if iterative else [(c.get("sweep") or {}).get("strength_to_target") for c in ok],
                 })
     return out
+
+
+def collateral_verdict(pre: Sequence[Mapping[str, Any]], grok: Sequence[Mapping[str, Any]],
+                       diff: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The damage verdict, only at matched forgetting, and what it rests on.
+
+    ``pre``/``grok``: the paired cells (same seeds). Damage is compared only on seeds where *both*
+    starts reached the primary target (``at_target``: the first step for iterative methods, the
+    weakest swept strength for one-shot ones). A start that reached it in no seed makes the pair
+    ``"not comparable: θ_X did not reach the target"``: a start that did not forget has no damage to
+    compare, and the damage after the full budget is never used instead.
+    """
+    iterative = bool(pre and pre[0]["iterative"])
+    reached = {start: [c["seed"] for c in cells if c.get("at_target")] for start, cells in (("pre", pre), ("grok", grok))}
+    info: dict[str, Any] = {
+        "basis": "at_target" if iterative else "strength_sweep",
+        "seeds_reached": reached, "seeds_compared": [s for s in reached["pre"] if s in reached["grok"]],
+    }
+    if not iterative:
+        info["strength_to_target"] = {start: [(c.get("sweep") or {}).get("strength_to_target") for c in cells]
+                                      for start, cells in (("pre", pre), ("grok", grok))}
+    if not pre:
+        return "undefined", info
+    if not iterative and not any(c.get("sweep") for c in (*pre, *grok)):
+        return "not comparable: no strength sweep for this one-shot method", info
+    missing = [f"θ_{start}" for start in ("pre", "grok") if not reached[start]]
+    if missing:
+        return f"not comparable: {' and '.join(missing)} did not reach the target", info
+    if not info["seeds_compared"]:
+        return "not comparable: θ_pre and θ_grok never reached the target in the same seed", info
+    return _collateral(diff), info
 
 
 def _collateral(diff: Mapping[str, Any] | None) -> str:
@@ -136,11 +169,11 @@ def build_pairs(cells: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -
                                "diff": paired_diff(pv, gv, **boot), "ratio": ratio, "verdict": verdict(ratio)}
             keys = config.get("metrics") or AGG_METRICS
             metrics = {stage: _metric_pairs(pre, grok, stage, boot, keys) for stage in ("final", "at_target")}
+            collateral, basis = collateral_verdict(pre, grok, metrics["at_target"].get("retain_drop"))
             out.append({
                 "method": method, "forget_rate": rate, "seeds": [c["seed"] for c in pre], "same_split": True,
                 "split_sha256": hashes, "iterative": iterative, "steps": steps, "metrics": metrics,
-                "collateral_verdict": _collateral(metrics["at_target"].get("retain_drop")) if iterative
-                else _collateral(metrics["final"].get("retain_drop")),
+                "collateral_verdict": collateral, "collateral": basis,
             })
     return out
 

@@ -4,7 +4,10 @@ A *cell* is one unlearning run: (method, start, seed, forget rate). It runs the 
 budget** (``stop_at_target=False``) with the step monitor evaluating forget and retain accuracy after
 **every** update (``eval_every=1``), so the trail gives the exact steps-to-target for every target
 level from one run. At the first step where the *primary* target holds, a grokplug plugin evaluates
-the model fully (test accuracy, MIA): the collateral damage at matched forgetting.
+the model fully (test accuracy, MIA): the collateral damage at matched forgetting. A one-shot method
+takes no steps, so its cell also runs :func:`grokplug.sweep_strength` over the method's
+``strength_sweep`` (weakest first, stopping at the first strength that reaches the primary target):
+its ``at_target`` is the result at that weakest strength, and the strengths are recorded in ``sweep``.
 
 Cache: ``<out>/cells/<key>.json`` holds an ``input_hash`` over everything the result depends on
 (start checkpoint sha256, run config, method + class + resolved hyperparameters, profile, seed, forget
@@ -33,7 +36,7 @@ from .._version import __version__
 from ..errors import DivergedError
 
 #: Bump when the way a cell is computed or stored changes: every cached cell is then recomputed.
-CELL_VERSION = 2
+CELL_VERSION = 3  # 3: one-shot cells sweep their strength for the at-target damage
 EVAL_EVERY = 1
 STARTS = ("pre", "grok")
 
@@ -67,6 +70,8 @@ class MatrixContext:
     fallback: str | None
     cells_dir: Path
     recompute: bool = False
+    #: per one-shot method: the strengths its cells sweep, weakest first
+    strengths: dict[str, tuple[float, ...]] = field(default_factory=dict)
     retrain_cache: dict[tuple[int, float], dict[str, Any]] = field(default_factory=dict)
 
 
@@ -141,6 +146,7 @@ def cell_inputs(ctx: MatrixContext, spec: CellSpec, split: Mapping[str, Any], re
         "domain": ctx.domain.name, "forget_sha256": split["forget_sha256"], "retain_sha256": split["retain_sha256"],
         "targets": list(ctx.targets), "primary": ctx.primary,
         "retrain": _scalars(retrain),
+        "strength_sweep": None if method.iterative else list(ctx.strengths.get(spec.method, ())),
     }
 
 
@@ -222,9 +228,34 @@ def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str
                 at_target[key.replace("_acc", "_drop")] = start_metrics[key] - at_target[key]
     trail = [[int(s), float(f), float(r)] for s, f, r in result.trail]
     rows = target_rows(ctx.targets, trail, start_metrics, retrain, method.iterative, final["forget_acc"])
+    sweep = None if method.iterative else _sweep(ctx, spec, retrain)
+    if sweep is not None and sweep["strength_to_target"] is not None:
+        point = next(p for p in sweep["points"] if p["strength"] == sweep["strength_to_target"])
+        keys = (*ctx.domain.damage_metrics, "ua_optml")
+        at_target = {**{k: v for k, v in point.items() if k in keys}, "strength": point["strength"]}
     return {"status": "ok", "error": None, "total_steps": result.total_steps, "start_metrics": start_metrics,
             "final": final, "at_target": at_target, "targets": rows, "flags": _flags(rows, method.iterative),
-            "trail": trail if method.iterative else []}
+            "trail": trail if method.iterative else [], "sweep": sweep}
+
+
+def _sweep(ctx: MatrixContext, spec: CellSpec, retrain: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The one-shot cell's strength sweep toward the primary target (``None``: the method declares none).
+
+    Each strength runs on freshly built data (``unlearn`` builds it from the forget rate and seed: the
+    same split the cell was paired on), so no point depends on the loaders' state after another.
+    """
+    from .._sweep import sweep_strength
+
+    strengths = list(ctx.strengths.get(spec.method, ()))
+    if not strengths:
+        return None
+    info = sweep_strength(
+        ctx.methods[spec.method], strengths, target=ctx.primary, stop_at_target=True, source=ctx.run_path,
+        start=spec.start, seed=spec.seed, hparams=ctx.overrides.get(spec.method), profile=ctx.profile,
+        fallback=ctx.fallback, retrain_metrics=retrain, **ctx.domain.compare_options(spec.forget_rate),
+    )
+    return {"strength_param": info["strength_param"], "strengths": strengths, "target": ctx.primary,
+            "points": info["points"], "strength_to_target": info["strength_to_target"]}
 
 
 def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
@@ -245,7 +276,7 @@ def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
         body = _compute(ctx, spec, data, retrain)
     except DivergedError as exc:  # a result, not a crash: recorded, flagged and excluded from the stats
         body = {"status": "diverged", "error": str(exc), "total_steps": None, "start_metrics": None, "final": None,
-                "at_target": None, "targets": {}, "flags": ["diverged"], "trail": []}
+                "at_target": None, "targets": {}, "flags": ["diverged"], "trail": [], "sweep": None}
     split = {k: v for k, v in split_info.items() if k not in ("forget", "retain")}
     cell = {
         "key": spec.key, "input_hash": input_hash, "inputs": inputs, "reused": False,

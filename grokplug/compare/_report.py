@@ -73,6 +73,19 @@ def _diff_text(steps: Mapping[str, Any]) -> str:
     return {"lower": "≥ ", "upper": "≤ "}.get(str(bound), "") + _ci(diff, "+.1f")
 
 
+def collateral_text(pair: Mapping[str, Any]) -> str:
+    """The damage verdict in words; a ``not comparable: ...`` verdict is already words."""
+    verdict = str(pair.get("collateral_verdict"))
+    return verdict if verdict.startswith("not comparable") else _COLLATERAL.get(verdict, "undefined")
+
+
+def _compared_seeds(pair: Mapping[str, Any]) -> str:
+    """`` (2 of 3 seeds: the others did not reach the target from both starts)`` when not every seed is compared."""
+    basis = pair.get("collateral") or {}
+    n, k = len(pair["seeds"]), len(basis.get("seeds_compared") or [])
+    return "" if not basis or k == n else f" (over the {k} of {n} seeds where both starts reached the target)"
+
+
 def _agg(results: Mapping[str, Any], method: str, start: str, rate: float) -> Mapping[str, Any]:
     return next(a for a in results["aggregates"] if (a["method"], a["start"], a["forget_rate"]) == (method, start, rate))
 
@@ -95,11 +108,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
             lines.append(f"{head}: no seed finished from both starts (diverged), nothing to compare.")
             continue
         if not pair["iterative"]:
-            drop = pair["metrics"]["final"].get("retain_drop")
-            lines.append(
-                f"{head} (one-shot, steps n/a): final forget acc θ_pre {_f(_stat(pre, 'final', 'forget_acc'), '.2f')} vs "
-                f"θ_grok {_f(_stat(grok, 'final', 'forget_acc'), '.2f')}; retain drop pre − grok {_ci(drop)} "
-                f"→ {_COLLATERAL.get(pair['collateral_verdict'], 'undefined')}.")
+            lines.append(_one_shot_line(results, pair, head, desc))
             continue
         s = pair["steps"][primary]
         ratio = s["ratio"]
@@ -118,17 +127,35 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
         if any(never):
             text += f" Never reached within the budget in θ_pre {never[0]}/{n}, θ_grok {never[1]}/{n} seeds."
         drop = pair["metrics"]["at_target"].get("retain_drop")
-        if not drop:
-            text += " No at-target damage comparison (a start never reached the target in any seed)."
+        if str(pair["collateral_verdict"]).startswith("not comparable") or not drop:
+            text += f" Collateral damage: {collateral_text(pair)}."
         else:
             text += (f" At that point retain acc fell by {_f(_stat(pre, 'at_target', 'retain_drop'), '.2f')} (θ_pre) vs "
-                     f"{_f(_stat(grok, 'at_target', 'retain_drop'), '.2f')} (θ_grok), difference {_ci(drop, '+.2f')}: "
-                     f"{_COLLATERAL.get(pair['collateral_verdict'], 'undefined')}.")
+                     f"{_f(_stat(grok, 'at_target', 'retain_drop'), '.2f')} (θ_grok), difference {_ci(drop, '+.2f')}"
+                     f"{_compared_seeds(pair)}: {collateral_text(pair)}.")
         lines.append(text)
     n_seeds = len(results["config"]["seeds"])
     lines.append(f"CIs: percentile bootstrap over {n_seeds} paired seeds ({results['config']['n_boot']} resamples)"
                  + ("; with so few seeds they are coarse." if n_seeds < 5 else "."))
     return lines
+
+
+def _one_shot_line(results: Mapping[str, Any], pair: Mapping[str, Any], head: str, desc: str) -> str:
+    """A one-shot pair: each start at the weakest swept strength reaching the primary target, damage there."""
+    method = pair["method"]
+    knob = next((c["sweep"]["strength_param"] for c in results["cells"] if c["method"] == method and c.get("sweep")), "strength")
+    swept = results["config"].get("strengths", {}).get(method) or []
+    found = (pair.get("collateral") or {}).get("strength_to_target") or {}
+    text = f"{head} (one-shot, steps n/a)"
+    if swept:
+        text += (f": weakest {knob} (swept {', '.join(f'{v:g}' for v in swept)}) reaching {desc}: "
+                 + "; ".join(f"θ_{start} {', '.join('never' if v is None else f'{v:g}' for v in found.get(start, []))}"
+                             for start in ("pre", "grok")))
+    drop = pair["metrics"]["at_target"].get("retain_drop")
+    if str(pair["collateral_verdict"]).startswith("not comparable") or not drop:
+        return text + f" → {collateral_text(pair)}."
+    return (text + f"; retain drop there pre − grok {_ci(drop, '+.2f')}{_compared_seeds(pair)} "
+            f"→ {collateral_text(pair)}.")
 
 
 def _steps_cell(st: Mapping[str, Any] | None) -> str:
@@ -138,6 +165,13 @@ def _steps_cell(st: Mapping[str, Any] | None) -> str:
     if st.get("std") is not None:
         text += f" ± {st['std']:.1f}"
     return text + ("*" if st["n_met_at_start"] else "")
+
+
+def _strength_cell(agg: Mapping[str, Any]) -> str:
+    values = agg.get("strength_to_target")
+    if not values:
+        return "n/a (one-shot)"
+    return "one-shot; strength " + ", ".join("never" if v is None else f"{v:g}" for v in values)
 
 
 def render_markdown(results: Mapping[str, Any]) -> str:
@@ -158,9 +192,11 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     w("| rate | method | start | steps to target | " + " | ".join(h for _, _, h in columns) + " |\n|" + "---|" * (4 + len(columns)) + "\n")
     for a in results["aggregates"]:
         st = a["steps"].get(primary) if a["iterative"] else None
-        w(f"| {a['forget_rate']:g} | {a['method']} | θ_{a['start']} | {_steps_cell(st) if a['iterative'] else 'n/a (one-shot)'} | "
+        w(f"| {a['forget_rate']:g} | {a['method']} | θ_{a['start']} | {_steps_cell(st) if a['iterative'] else _strength_cell(a)} | "
           + " | ".join(_f(_stat(a, stage, m)) for stage, m, _ in columns) + " |\n")
-    w("\n`≥`: some seeds never reached the target (counted at their budget); `*`: met at step 0 in some seed.\n")
+    w("\n`≥`: some seeds never reached the target (counted at their budget); `*`: met at step 0 in some seed. "
+      "One-shot methods: the weakest swept strength reaching the target, per seed (`never`: none did); "
+      "their @target columns are the result at that strength.\n")
     w("\n## θ_pre vs θ_grok (pre − grok, paired by seed, 95% bootstrap CI)\n\n")
     second = f"{second_drop.replace('_', ' ')} diff @target | " if second_drop else ""
     w(f"| rate | method | steps ratio pre ÷ grok | steps diff | retain drop diff @target | {second}"
@@ -172,6 +208,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
           f"{_diff_text(s) if s else 'n/a'} | {_ci(at.get('retain_drop'))} | "
           + (f"{_ci(at.get(second_drop))} | " if second_drop else "")
           + f"{_ci(p['metrics']['final'].get('retain_drop'))} | {s['verdict'] if s else 'n/a'} / {p['collateral_verdict']} |\n")
+    w("\nThe damage verdict is read only at matched forgetting (the @target columns: both starts at the primary target, "
+      "seeds where one did not reach it left out); the final retain drop is shown, never judged.\n")
     specs = cfg["targets"]
     w("\n## Steps against target level (mean over seeds)\n\n| rate | method | start | " + " | ".join(f"`{t}`" for t in specs)
       + " |\n|" + "---|" * (3 + len(specs)) + "\n")

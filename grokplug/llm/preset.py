@@ -11,14 +11,22 @@ exact match of the whole answer on the train rows (``train_acc``) and on the ``g
 (the same facts asked with the 2 phrasings not trained, ``val_acc``), and saves a checkpoint.
 Control ``no-grok``: weight decay 0.
 
-Measured on the 2-core CPU (torch 2.14.1, 1 thread, other jobs loading the machine), seed 0:
-train exact match reaches 99 % at step 400 (t_mem 450 smoothed), where held-out phrasings are already
-at 67 %; they creep up to 74-75 % by step 500 and stay there (v_max 74 %, gain 7 pts). The detector
-labels it ``memorization`` (``in_progress``: still rising slightly), θ_pre = step 950, no θ_grok: **it
-does not grok**, so requests for θ_grok need ``fallback="final"``. Wall time 127 s (91 s CPU).
+Measured with ``OMP_NUM_THREADS=1 grokplug train tofu-tiny --run-dir DIR`` (seed 0; torch 2.14.1, 2-core
+CPU shared with other jobs): train exact match reaches 99 % at t_mem 450 (smoothed), where held-out
+phrasings are already at 67 %; the best held-out level afterwards is v_max 73.5 % (gain 6.5 pts). The
+detector labels it ``memorization``, no θ_grok: **it does not grok**, so requests for θ_grok need
+``fallback="final"``. θ_pre = step 550 under the rule "best-val (early stopping never triggered)"
+(early stopping on smoothed val from t_mem, patience 10 evals); re-read with the early-stop and
+matched-train rules (``grokplug inspect DIR --json``: ``pre_step``, ``pre_matched_step``) both give 550 by
+that same rule (``grokplug inspect DIR`` names the rule a run used; this docstring used to say 950, from a run whose
+command and rule were not recorded).
+Wall time 438 s (58 s CPU) with the machine heavily loaded; an earlier run took 127 s: the wall time
+depends on the load and is not a fixed figure.
 No-grok control (wd 0): see the README of issue 5 / the report; same shape.
 
-Settings tried (1 500 steps unless noted; t_mem, val at t_mem → best held val; label):
+Settings tried (1 500 steps unless noted; t_mem, val at t_mem → best held val; label), each a recipe
+override of this preset (e.g. ``python examples/tofu.py --set weight_decay=1.0 --max-steps 1500``); the
+exact command lines were not recorded, so treat these as leads, not reproducible figures:
 wd 0.1, 20 authors: 850, 68 % → 76 %, memorization. wd 1.0, 20 authors: train never holds 99 %
 (97-98 %), val 62-70 %, confusion. wd 1.0 + init ×3: same shape. wd 1.0, 10 authors: 400, 68 → 78 %.
 lr 3e-3: 950, 67 → 75 %. 2 phrasings: 500, 82 → 86 %. 4 phrasings: 900, 60 → 58 %. wd 0.3 + init ×2:

@@ -8,8 +8,10 @@ train set with val ≈ 25-30 %; weight decay then shrinks them and val climbs pa
 Control ``standard-init`` (α = 1): val ≈ 95 % as soon as train fits, i.e. comprehension, no grokking.
 
 Measured on the 2-core CPU (torch 2.14.1, float32) with a plain full-batch loop (a scratch script, not
-shipped) with the semantics of ``grokplug._train``: eval at step 0 and every ``eval_every`` steps, t = first
-eval at or above the level; ``torch.set_num_threads(1)`` for the 1-thread row:
+shipped, so the table has no command to rerun; the detector's figures below do) with the semantics of
+``grokplug._train``: eval at step 0 and every ``eval_every`` steps, t = first eval at or above the level;
+``torch.set_num_threads(1)`` for the 1-thread row. Step counts are reproducible; wall times depend on the
+shared machine's load and are not fixed figures:
 
 =========================  ======  ======  ======  ====================================
 run (2 threads)            seed 0  seed 1  seed 2  note

@@ -7,8 +7,10 @@ The model fits the train set almost at once and generalizes ~10× later, as weig
 memorizing solution. Control ``no-grok`` (weight decay 0) fits train as fast and never generalizes.
 
 Measured on the 2-core CPU (torch 2.14.1, float32) with a plain full-batch loop (a scratch script, not
-shipped) with the semantics of ``grokplug._train``: eval at step 0 and every ``eval_every`` steps, t = first
-eval at or above the level; ``torch.set_num_threads(1)`` for the 1-thread row:
+shipped, so the table has no command to rerun; the detector's figures below do) with the semantics of
+``grokplug._train``: eval at step 0 and every ``eval_every`` steps, t = first eval at or above the level;
+``torch.set_num_threads(1)`` for the 1-thread row. Step counts are reproducible; wall times depend on the
+shared machine's load and are not fixed figures:
 
 ====================  ======  ======  ======  =============================
 run                   seed 0  seed 1  seed 2  note

@@ -121,6 +121,7 @@ class FisherForgetting(UnlearningMethod):
     description = "Fisher forgetting: Gaussian noise scaled by the inverse retain-set Fisher (Golatkar et al. 2020)"
     iterative = False
     strength_param = "alpha"
+    strength_sweep = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)  # weakest first: a higher α adds more noise
     defaults = {"alpha": 1e-6}
     cifar_defaults = {"alpha": 1e-6}  # the SSD baseline's value (ResNet-18 / ViT on CIFAR)
 

@@ -220,6 +220,7 @@ class SSD(UnlearningMethod):
     description = "Selective Synaptic Dampening: shrink weights far more important to forget than to train (one shot)"
     iterative = False
     strength_param = "selection_weighting"
+    strength_sweep = (50.0, 20.0, 10.0, 5.0, 2.0, 1.0)  # weakest first: a lower α dampens more weights
     defaults = {"dampening_constant": 1.0, "selection_weighting": 5.0, "exponent": 1.0, "lower_bound": 1.0}
     cifar_defaults = {"selection_weighting": 10.0}  # forget_random_main.py: λ = 1, α = 10 (ResNet-18)
 
