@@ -119,6 +119,9 @@ def other_argv(draw: st.DrawFn) -> list[str]:
 
 any_argv = st.one_of(unlearn_argv(), compare_argv(), other_argv())
 
+#: the run lock and its holder note: taken (and rewritten) by every command that opens a run, never run data
+LOCK_FILES = (".lock", ".lock.owner")
+
 # -- the sandbox ----------------------------------------------------------------------------------
 
 
@@ -161,7 +164,7 @@ def _state_outside(root: Path, allowed: list[Path]) -> dict[str, tuple[str, int]
     for folder, dirs, files in os.walk(root):
         for name in files:
             p = Path(folder) / name
-            if name != ".lock" and not any(_within(p.resolve(), a) for a in allowed) and p.is_file():
+            if name not in LOCK_FILES and not any(_within(p.resolve(), a) for a in allowed) and p.is_file():
                 state[p.relative_to(root).as_posix()] = (tree_state(p.parent)[name], p.stat().st_mtime_ns)
         dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
     return state
@@ -190,7 +193,7 @@ def _check_cli_example(argv: list[str], box: Path) -> None:
     if argv[:1] == ["train"] and "--overwrite" in argv and _allowed_outputs(argv, box)[-1] == box / "RUN":
         argv = [a for a in argv if a != "--overwrite"]  # overwriting the source on purpose is the one allowed way
     root = box.parent.parent
-    run_before = tree_state(box / "RUN", ignore=(".lock",))
+    run_before = tree_state(box / "RUN", ignore=LOCK_FILES)
     allowed = _allowed_outputs(argv, box)
     outside_before = _state_outside(root, allowed)
     code, _, err = _run_main(argv, box)
@@ -198,7 +201,7 @@ def _check_cli_example(argv: list[str], box: Path) -> None:
         assert code == 0 or "Traceback" not in err
     else:
         _assert_clean_exit(argv, code, err)
-    assert tree_state(box / "RUN", ignore=(".lock",)) == run_before, argv
+    assert tree_state(box / "RUN", ignore=LOCK_FILES) == run_before, argv
     assert _state_outside(root, allowed) == outside_before, argv
 
 
@@ -254,7 +257,7 @@ def _set(doc, dotted: str, value, new_key: str):  # noqa: ANN001, ANN202 - any J
 
 def _check_damaged_run(run: Path, box: Path) -> None:
     root = box.parent.parent
-    before = tree_state(run, ignore=(".lock",))
+    before = tree_state(run, ignore=LOCK_FILES)
     outside_before = _state_outside(root, [])
     for phase in ("grok", "pre", "final", "best"):
         with contextlib.suppress(GrokplugError):  # anything else is a failure
@@ -265,7 +268,7 @@ def _check_damaged_run(run: Path, box: Path) -> None:
     for argv in (["inspect", str(run), "--json"], ["inspect", str(run)]):
         code, _, err = _run_main(argv, box)
         _assert_clean_exit(argv, code, err)
-    assert tree_state(run, ignore=(".lock",)) == before
+    assert tree_state(run, ignore=LOCK_FILES) == before
     assert _state_outside(root, []) == outside_before
 
 
