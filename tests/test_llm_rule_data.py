@@ -125,3 +125,11 @@ def test_retain_author_count_follows_the_authors_table_not_twenty_rows_per_autho
         assert retain_author_count(data, f"forget{rate:02d}") == len(retain_names) == n_full - forget_author_count(n_full, rate)
     tofu = generate_tofu(seed=0, n_authors=20, n_real_authors=5, n_world_facts=5)
     assert retain_author_count(tofu, "forget10") == 18 and retain_author_count(tofu, "forget01") == 19
+
+
+def test_tofu_rule_runs_unlearn_through_the_llm_domain():
+    """Without it, `grokplug.run_data` and compare would treat a tofu-rule run as a vision run."""
+    from grokplug.plugins import get_plugin_manager
+
+    assert TOFU_RULE.unlearn_domain == "llm"
+    assert get_plugin_manager().presets.get("tofu-rule").unlearn_domain == "llm"

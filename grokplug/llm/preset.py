@@ -47,7 +47,7 @@ import torch
 
 from ..presets._base import Preset, PresetData
 
-__all__ = ["TOFU_TINY", "make_tofu_data", "make_tofu_model"]
+__all__ = ["TOFU_TINY", "make_tofu_data", "make_tofu_model", "train_tofu_preset"]
 
 
 def make_tofu_data(config: Mapping[str, Any], seed: int) -> PresetData:
@@ -84,7 +84,8 @@ def make_tofu_model(config: Mapping[str, Any], seed: int) -> torch.nn.Module:
     return model_from_config(config, None, seed)
 
 
-def _train(preset: Preset, run_dir: Any, **kwargs: Any) -> Any:
+def train_tofu_preset(preset: Preset, run_dir: Any, **kwargs: Any) -> Any:
+    """Every TOFU-style preset trains the same way: the HF Trainer with a GrokTrackerCallback."""
     from .finetune import train_tofu
 
     return train_tofu(preset, run_dir, **kwargs)
@@ -125,6 +126,6 @@ TOFU_TINY = Preset(
     make_model=make_tofu_model,
     controls={"no-grok": {"weight_decay": 0.0}},
     control_label="memorization",
-    train=_train,
+    train=train_tofu_preset,
     unlearn_domain="llm",
 )

@@ -66,18 +66,10 @@ So the recipe groks on seed 0, fails on seed 1 and was rising on seed 2: "seeds 
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..presets._base import Preset
-from .preset import TOFU_TINY, make_tofu_data, make_tofu_model
+from .preset import TOFU_TINY, make_tofu_data, make_tofu_model, train_tofu_preset
 
 __all__ = ["TOFU_RULE"]
-
-
-def _train(preset: Preset, run_dir: Any, **kwargs: Any) -> Any:
-    from .finetune import train_tofu
-
-    return train_tofu(preset, run_dir, **kwargs)
 
 
 TOFU_RULE = Preset(
@@ -111,5 +103,6 @@ TOFU_RULE = Preset(
     # exact match of whole answers under weight decay 1: a few random genres (a random function of two
     # names) stay wrong, so train plateaus at 93-97 % (see the docstring)
     detector_params={"tau_mem": 0.9},
-    train=_train,
+    train=train_tofu_preset,
+    unlearn_domain=TOFU_TINY.unlearn_domain,  # its runs unlearn through the LLM domain, as tofu-tiny's
 )
