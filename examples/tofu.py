@@ -191,7 +191,10 @@ def run(args: argparse.Namespace) -> int:
         if index % accelerator.num_processes == accelerator.process_index:
             evaluation = evaluate_tofu(model, data.tokenizer, data.splits, forget_split=data.forget_split,
                                        retain_reference=reference, **eval_kwargs)
-            mine.append((index, {k: v for k, v in evaluation.items() if isinstance(v, (int, float)) or v is None}))
+            scalars = {k: v for k, v in evaluation.items() if isinstance(v, (int, float)) or v is None}
+            # the per-item truth ratios forget_quality was computed from, so a reader can re-check the KS test
+            ratios = [v["score"] for v in evaluation["value_by_index"]["forget_truth_ratio"].values()]
+            mine.append((index, {**scalars, "forget_truth_ratios": ratios}))
     gathered = dict(gather_object(mine))
     if accelerator.is_main_process:
         rows = [{**row, **gathered[i]} for i, (row, _) in enumerate(finished)]

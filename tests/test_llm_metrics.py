@@ -367,7 +367,7 @@ def _wiring_rows() -> dict[str, list[dict]]:
     for s, split in enumerate(_SPLITS):
         rows[split] = []
         for r in range(3):
-            base = 0.05 + 0.11 * s + 0.37 * r
+            base = 0.05 + 0.19 * s + 0.37 * r  # 0.19: forget/holdout and forget/retain interleave differently
             rows[split].append({
                 "question": f"q {split} {r}",
                 "answer": f"nll={base + 0.013:.4f} a",
@@ -466,3 +466,12 @@ def test_tofu_metric_wiring_each_split_and_field_feeds_its_metric(monkeypatch, t
     swapped_tr = tr.compute(correct_avg_nll=col("forget", "answer"), wrong_avg_nlls=col("forget", "perturbed_answer"),
                             aggregator="closer_to_1_better")["agg_value"]
     assert swapped_tr != pytest.approx(expected["forget_truth_ratio"])
+    # retain rows as the MIA non-members (instead of the holdout) change every AUC: forget/holdout NLLs
+    # interleave as 6 of 9 pairs ordered, forget/retain as 8 of 9
+    wrong = [_fake_stats(r["answer"]) for r in raw["retain"]]
+    wrong_mia = load_metric("tofu_mia").compute(avg_nll=[s.avg_nll for s in members + wrong],
+                                                token_logprobs=[s.token_logprobs.tolist() for s in members + wrong],
+                                                texts=[s.text for s in members + wrong], is_holdout=[0] * 3 + [1] * 3,
+                                                k=0.4)
+    assert wrong_mia["mia_loss"] != pytest.approx(expected["mia_loss"])
+    assert wrong_mia["mia_min_k"] != pytest.approx(expected["mia_min_k"])

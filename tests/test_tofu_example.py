@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import scipy.stats
 
 from grokplug._rundir import RunDir
 from grokplug.llm.run_data import reference_root
@@ -33,11 +34,20 @@ def _check_summary(summary: dict, run_dir: Path, world_size: int) -> None:
         assert len(digests) == world_size and len(set(digests)) == 1
     rows = summary["rows"]
     assert sorted((r["start"], r["method"]) for r in rows) == sorted((s, m) for s in ("pre", "grok") for m in METHODS)
+    # the retain model's per-item forget truth ratios, as the library cached them beside the run
+    retain_eval = json.loads((reference_root(run_dir) / "retain90" / "tofu_eval-forget10.json").read_text())
+    theirs = [v["score"] for v in retain_eval["value_by_index"]["forget_truth_ratio"].values()]
     for row in rows:
         assert row["total_steps"] == 3 and row["start_sha256"] == summary["start_sha256_by_rank"][row["start"]][0]
         for key in ("forget_acc", "retain_acc", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "model_utility", "privleak"):
             assert isinstance(row[key], float)
-        assert 0.0 <= row["forget_quality"] <= 1.0  # the retain model was trained and used
+        ours = row["forget_truth_ratios"]
+        assert len(ours) == len(theirs) >= 2
+        # forget_quality = KS p-value of this model's vs the retain model's truth ratios, recomputed with scipy:
+        # fails if the retain model was not used, the wrong split or side fed it, or p and D were swapped
+        assert row["forget_quality"] == pytest.approx(scipy.stats.ks_2samp(ours, theirs).pvalue, rel=1e-9)
+        # OU's forget_truth_ratio aggregate, by hand: mean_i min(TR_i, 1/TR_i)
+        assert row["forget_truth_ratio"] == pytest.approx(sum(min(t, 1 / (t + 1e-10)) for t in ours) / len(ours))
     run = RunDir(run_dir)
     assert run.status == "finished" and RunDir(reference_root(run_dir) / "retain90").status == "finished"
     steps = [r["step"] for r in run.history()]

@@ -176,3 +176,35 @@ def test_salun_uses_the_same_relabelling(monkeypatch: pytest.MonkeyPatch) -> Non
     methods_salun_scrub_ssd.SalUn()(_linear(), _data(forget, retain), lr=0.0, epochs=30, mask_ratio=0.5, **PLAIN_SGD)
     forget_targets = torch.stack([t for n, t in calls if n == 50])
     assert abs(float((forget_targets == forget[1]).double().mean()) - 1 / C) < 0.05
+
+
+def test_salun_masks_the_gradient_before_the_step() -> None:
+    """Unlearn-Saliency multiplies ``param.grad`` by the mask before every step (``_apply_mask_to_grads``).
+
+    Restoring masked-out weights afterwards hides a missing gradient mask from the weights, but not from
+    the optimizer: Adam's moment estimates (and SGD's momentum between restores) would see gradients of
+    frozen weights. The gradient the optimizer stepped with must be zero exactly outside the mask.
+    """
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    forget, retain = _set(12, 13), _set(9, 14)
+    data = _data(forget, retain)
+    model = _linear()
+    mask = saliency_mask(_linear(), data, 0.5)  # the same start, so the same mask
+    stepped: list[dict[str, torch.Tensor]] = []
+
+    def record(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        stepped.append({n: p.grad.detach().clone() for n, p in model.named_parameters()})
+
+    handle = register_optimizer_step_post_hook(record)  # global post-hooks run after SalUn's own
+    try:
+        torch.manual_seed(0)
+        methods_salun_scrub_ssd.SalUn()(model, data, lr=0.1, epochs=1, max_steps=2, mask_ratio=0.5, **PLAIN_SGD)
+    finally:
+        handle.remove()
+    assert len(stepped) == 2
+    for grads in stepped:
+        for name, grad in grads.items():
+            outside = mask[name] == 0
+            assert torch.all(grad[outside] == 0), f"{name}: gradient of masked-out weights reached the optimizer"
+            assert torch.any(grad[~outside] != 0), f"{name}: no gradient inside the mask"

@@ -76,6 +76,39 @@ def test_fisher_forgetting_adds_noise_with_that_variance() -> None:
     assert FisherForgetting.defaults["alpha"] == 1e-6  # the SSD baseline's value
 
 
+def test_fisher_forgetting_on_a_two_weight_model_by_hand() -> None:
+    """logits = (w₀·x, w₁·x) with w = 0 and one retain example x = 4: p = (½, ½) whatever the label.
+
+    ∂CE(x, y)/∂w_k = (p_k − [k = y])·x, so the model-sampled Fisher is
+    F_k = Σ_y p_y (p_k − [k = y])² x² = (½·¼ + ½·¼)·16 = 4 for both weights, and the SSD/SCRUB noise
+    variance is α·min(1/(F + 1e-8), 1e3) = α/4 (the classifier cap 1e2 and the mean over the single
+    input column leave it alone). Each weight must end as N(0, α/4): over 400 independent runs the sample
+    variance lies within 20 % of α/4 (its relative SE is √(2/400) = 7 %). Noise scaled by var instead of
+    √var, a variance α·F or α/F², or a Fisher without the x² factor (F = ¼) would all miss that band.
+    """
+    alpha, x = 0.01, torch.tensor([[4.0]])
+
+    def fresh() -> nn.Linear:
+        model = nn.Linear(1, 2, bias=False)
+        with torch.no_grad():
+            model.weight.zero_()
+        return model
+
+    data = _data((x, torch.tensor([0])), (x, torch.tensor([0])))
+    data.num_classes = 2
+    assert torch.allclose(fisher_diagonal(fresh(), data.retain)["weight"], torch.tensor([[4.0], [4.0]]))
+    torch.manual_seed(0)
+    draws = []
+    for _ in range(400):
+        model = fresh()
+        FisherForgetting()(model, data, alpha=alpha)
+        draws.append(model.weight.detach().flatten())
+    weights = torch.stack(draws)  # [400, 2]
+    assert abs(float(weights.mean())) < 0.01  # centred on θ0 = 0 (SE 0.05/√800 = 0.002)
+    for k in range(2):
+        assert float(weights[:, k].var()) == pytest.approx(alpha / 4, rel=0.2), f"weight {k}"
+
+
 def test_held_out_loss_is_the_mean_ce_on_unseen_data() -> None:
     model, forget, held_out = _linear(), _set(6, 2), _set(11, 3)
     with torch.no_grad():

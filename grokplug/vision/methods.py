@@ -219,8 +219,9 @@ class L1Sparse(_IterativeMethod):
     name = "l1-sparse"
     description = "FT with a linearly decaying l1 penalty on the weights (OPTML l1-sparse / FT_l1)"
     defaults = {"lr": 0.1, "epochs": 10, "alpha": 1e-3, "no_l1_epochs": 0, **_OPTML_SGD, "max_steps": None}
-    # Unlearn-Saliency Classification/README.md (f31f82e), l1-sparse: --unlearn_lr 0.01 --unlearn_epochs 10;
-    # it leaves --alpha as ${alpha}, so alpha 1e-4 is grokplug's choice, not a published value
+    # Unlearn-Saliency Classification/README.md up to b874ee9 (2023-12-17), FT_prune: --unlearn_lr 0.01
+    # --unlearn_epochs 10 (f31f82e replaced them with placeholders); every version leaves --alpha as
+    # ${alpha}, so alpha 1e-4 is grokplug's choice, not a published value
     cifar_defaults = {"lr": 0.01, "epochs": 10, "alpha": 1e-4}
     preset_defaults = PRESET_PROFILES
 
@@ -242,8 +243,8 @@ class GA(_IterativeMethod):
     name = "ga"
     description = "Gradient ascent on the forget set (OPTML GA)"
     defaults = {"lr": 1e-3, "epochs": 20, **_OPTML_SGD, "max_steps": None}
-    # Unlearn-Saliency Classification/README.md (f31f82e), GA: --unlearn_lr 0.0001 --unlearn_epochs 5
-    # (the top-level README.md gives no GA command)
+    # Unlearn-Saliency Classification/README.md up to b874ee9 (2023-12-17), GA: --unlearn_lr 0.0001
+    # --unlearn_epochs 5 (f31f82e replaced them with placeholders; the top-level README.md gives no GA command)
     cifar_defaults = {"lr": 1e-4, "epochs": 5}
     preset_defaults = PRESET_PROFILES
 
@@ -306,7 +307,7 @@ class GradDiff(_IterativeMethod):
     name = "graddiff"
     description = "Ascent on forget plus descent on retain, weighted (NegGrad+ / GradDiff)"
     defaults = {"lr": 0.03, "epochs": 5, "retain_weight": 0.9, **_OPTML_SGD, "max_steps": None}
-    # NegGrad+ as the SSD / DeepUnlearn ports of SCRUB run it: α = 0.95, 10 epochs, SGD lr 0.01.
+    # SCRUB small_scale_unlearning.ipynb (98ffb11): ng_alpha 0.95, ng_epochs 10, ng_lr 0.01, SGD weight decay 0.
     cifar_defaults = {"lr": 0.01, "epochs": 10, "retain_weight": 0.95, "weight_decay": 0.0}
     preset_defaults = PRESET_PROFILES
 

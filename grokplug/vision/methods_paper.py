@@ -106,10 +106,19 @@ class FisherForgetting(UnlearningMethod):
     θ0 + √var · N(0, 1). Weights the retain set barely constrains (small Fisher) get the most noise,
     which destroys what only the forget set put there.
 
-    Source: the SSD repository's ``FisherForgetting`` baseline (if-loops/selective-synaptic-dampening,
-    ``src/forget_random_strategies.py``), which runs Golatkar's method with ``alpha = 1e-6``; the
-    clamps (1e3; 1e2 for the classifier), the per-output-unit mean and the ×10 for 1-D tensors are
-    its. Noise is drawn from the global torch RNG, so ``torch.manual_seed`` fixes it.
+    Source: the SSD repository's ``FisherForgetting`` baseline (if-loops/selective-synaptic-dampening
+    ``cdfdc0e``, ``src/forget_random_strategies.py``), which runs Golatkar's method with ``alpha = 1e-6``;
+    the Fisher (eval mode, one example at a time, every class weighted by p(y|x), over the retain set),
+    the clamps (1e3; 1e2 for the classifier), the per-output-unit mean and the ×10 for 1-D tensors are
+    its, checked line by line. Noise is drawn from the global torch RNG, so ``torch.manual_seed`` fixes it.
+
+    Known differences: (1) only parameters with ``requires_grad`` get noise (SSD loops over all of them,
+    so a frozen tensor there gets the maximal α·1e3 noise); (2) SCRUB's copy (meghdadk/SCRUB ``98ffb11``,
+    ``small_scale_unlearning.ipynb``) multiplies the *whole* classifier (weight too, not only 1-D
+    tensors) by 10, and for class-wise forgetting sets the forgotten class's classifier rows to mean 0,
+    variance 1e-4: neither is done here; (3) SCRUB uses α = 1e-6 small-scale and 1e-7 large-scale.
+    Both repositories feed the retain set through its training transform; grokplug feeds ``data.retain``
+    as given. See docs/fidelity.md.
 
     ``strength_param`` is ``alpha`` (the noise scale); higher α = stronger forgetting.
 
@@ -168,10 +177,22 @@ class NablaTau(_IterativeMethod):
     forget set ends looking like data the model never saw rather than being driven to any loss.
     An epoch is one pass over the retain loader.
 
-    **Provenance, honestly:** this follows the paper's description (adaptive ascent on the forget
-    set through a ReLU-thresholded loss, standard descent on the retain set). The authors' code was
-    not available to check, so the threshold choice (held-out mean CE), the mixing weight ``alpha``
-    and the optimizer settings are grokplug's reading, not verified reference values.
+    **Provenance, honestly:** no public code by the authors was found (searched: the code, docs,
+    pages and issues indexes for the title, arXiv id 2403.14339, the authors' names, ``nabla_tau``,
+    ``grad_tau``). The one public re-implementation found, okejka1/master_thesis ``unlearn_grad_tau.py``
+    (commit ``eb0eef1``, a third party's, citing the paper's Algorithm 1 and §6.4), differs from this
+    class in every one of these points, none changed here because that code is not the authors':
+
+    * loss ``α·ReLU(τ − L_f)² + (1 − α)·L_r`` with α on the *forget* term, squared, and L_f the *batch*
+      mean CE; here ``alpha`` weights the *retain* term and the ReLU is per example, not squared;
+    * α decays linearly to 0 over all steps from α₀ = (5/3)·|D_f|/|D| (its reading of §6.4; 0.25 at a
+      15 % forget rate); here ``alpha`` is constant (0.5);
+    * τ is re-measured every epoch on a 1 000-example test subset; here it is measured once, at the start;
+    * an epoch is one pass over the *forget* loader with the retain loader cycled; here the reverse;
+    * AdamW, lr 1e-4, weight decay 1e-4, 10 epochs; here OPTML-style SGD (lr 0.03, momentum 0.9,
+      weight decay 5e-4), 5 epochs (or the preset profile).
+
+    So results here are "∇τ as grokplug reads the paper", not a reproduction. See docs/fidelity.md.
 
     Hyperparameters: ``alpha`` (retain weight, in [0, 1]), ``lr``, ``epochs``, ``momentum``,
     ``weight_decay``, ``max_steps``.
