@@ -258,28 +258,56 @@ def _sweep(ctx: MatrixContext, spec: CellSpec, retrain: Mapping[str, Any] | None
             "points": info["points"], "strength_to_target": info["strength_to_target"]}
 
 
-def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
-    """The cell's result: from the cache when its inputs' hash matches, else computed and stored."""
+@dataclass
+class PreparedCell:
+    """A cell's data and input hash, before it is computed or read back from the cache."""
+
+    spec: CellSpec
+    data: Any
+    split: dict[str, Any]
+    retrain: dict[str, Any] | None
+    inputs: dict[str, Any]
+    input_hash: str
+    path: Path
+
+
+def prepare_cell(ctx: MatrixContext, spec: CellSpec) -> PreparedCell:
     data = _data(ctx, spec)
     split_info = _split(ctx, data)
     retrain = retrain_metrics(ctx, spec.seed, spec.forget_rate)
     inputs = cell_inputs(ctx, spec, split_info, retrain)
-    input_hash = sha256_json(_clean(inputs))
-    path = ctx.cells_dir / f"{spec.key}.json"
-    cached = None if ctx.recompute else _read_cached(path, input_hash)
+    return PreparedCell(spec, data, split_info, retrain, inputs, sha256_json(_clean(inputs)),
+                        ctx.cells_dir / f"{spec.key}.json")
+
+
+def read_cell(prepared: PreparedCell) -> dict[str, Any] | None:
+    """The cached cell if its input hash matches (marked ``reused``), else ``None``."""
+    cached = _read_cached(prepared.path, prepared.input_hash)
     if cached is not None:
         cached["reused"] = True
-        return cached
+    return cached
+
+
+def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
+    """The cell's result: from the cache when its inputs' hash matches, else computed and stored."""
+    prepared = prepare_cell(ctx, spec)
+    cached = None if ctx.recompute else read_cell(prepared)
+    return cached if cached is not None else compute_cell(ctx, prepared)
+
+
+def compute_cell(ctx: MatrixContext, prepared: PreparedCell) -> dict[str, Any]:
+    """Run the cell and store it atomically in the cache (a cell is on disk whole or not at all)."""
+    spec = prepared.spec
     started = time.perf_counter()
     method = ctx.methods[spec.method]
     try:
-        body = _compute(ctx, spec, data, retrain)
+        body = _compute(ctx, spec, prepared.data, prepared.retrain)
     except DivergedError as exc:  # a result, not a crash: recorded, flagged and excluded from the stats
         body = {"status": "diverged", "error": str(exc), "total_steps": None, "start_metrics": None, "final": None,
                 "at_target": None, "targets": {}, "flags": ["diverged"], "trail": [], "sweep": None}
-    split = {k: v for k, v in split_info.items() if k not in ("forget", "retain")}
+    split = {k: v for k, v in prepared.split.items() if k not in ("forget", "retain")}
     cell = {
-        "key": spec.key, "input_hash": input_hash, "inputs": inputs, "reused": False,
+        "key": spec.key, "input_hash": prepared.input_hash, "inputs": prepared.inputs, "reused": False,
         "wall_seconds": round(time.perf_counter() - started, 3),
         "method": spec.method, "start": spec.start, "seed": spec.seed, "forget_rate": spec.forget_rate,
         "start_step": ctx.refs[spec.start].step, "start_sha256": ctx.refs[spec.start].sha256,
@@ -287,5 +315,5 @@ def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
         "split": split, **body,
     }
     cell = _clean(cell)
-    write_json_atomic(path, cell)
+    write_json_atomic(prepared.path, cell)
     return cell
