@@ -91,8 +91,17 @@ class _TermAtStep:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_cli_stopped_by_sigterm_says_so_on_one_line_and_publishes_nothing(modular_run_dir, tmp_path, capsys):
-    grokplug.get_plugin_manager().register(_TermAtStep(), name="term-at-step")
+class _TermBeforeUnlearn:
+    """The same in a hook whose answers pluggy gathers itself (the other dispatch path)."""
+
+    @hookimpl
+    def grokplug_before_unlearn(self, context):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("plugin", [_TermAtStep, _TermBeforeUnlearn])
+def test_cli_stopped_by_sigterm_says_so_on_one_line_and_publishes_nothing(plugin, modular_run_dir, tmp_path, capsys):
+    grokplug.get_plugin_manager().register(plugin(), name="term-in-a-hook")
     out = tmp_path / "unlearned"
     code = main(["unlearn", str(modular_run_dir), "--method", "ga", "--start", "grok", "--out", str(out),
                  "--target", "none"])
