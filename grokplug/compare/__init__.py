@@ -183,6 +183,10 @@ def compare(
     (the matched-train rule).
     ``strengths``: per one-shot method, the strengths to sweep (weakest first) instead of its
     ``strength_sweep``, e.g. ``{"ssd": [20, 5, 1]}``.
+
+    Under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs its share of the
+    cells (:mod:`grokplug.compare._shard`) and rank 0 aggregates and writes; on the other ranks the
+    returned result holds every cell and a one-line ``summary``, and no ``run``/``aggregates``.
     """
     from .._paths import check_output_dir
     from .._resolve import request_checkpoint

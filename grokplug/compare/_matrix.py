@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,11 @@ from grokplug.hooks import hookimpl
 from .._atomic import sha256_json, write_json_atomic
 from .._domain import UnlearningDomain
 from .._paths import safe_filename
-from .._targets import resolve_target
 from .._types import CheckpointRef
 from .._unlearning_method import UnlearningMethod
 from .._version import __version__
 from ..errors import DivergedError
+from ._steps import step_flags, target_rows
 
 #: Bump when the way a cell is computed or stored changes: every cached cell is then recomputed.
 CELL_VERSION = 3  # 3: one-shot cells sweep their strength for the at-target damage
@@ -167,37 +167,6 @@ class _AtTarget:
             self.snapshot = {**(_scalars(values) or {}), "step": step}
 
 
-def target_rows(targets: Sequence[str], trail: Sequence[Sequence[float]], start_metrics: Mapping[str, float],
-                retrain: Mapping[str, float] | None, iterative: bool, final_forget: float) -> dict[str, Any]:
-    """Steps-to-target for every target level, read off the trail ``(step, forget_acc, retain_acc)``.
-
-    Steps = the first recorded step with ``forget_acc ≤ threshold`` (exact: the trail has every
-    update); step 0 = met at start; no such step = never reached (censored at the budget).
-    """
-    rows: dict[str, Any] = {}
-    for spec in targets:
-        threshold = resolve_target(spec, start_metrics, retrain)
-        assert threshold is not None  # validated in compare(): "none" is not a target
-        if not iterative:  # one-shot: no steps; only whether the result reaches the level
-            rows[spec] = {"threshold": threshold, "steps": None, "reached": final_forget <= threshold,
-                          "met_at_start": False, "censored": False, "forget_acc": None, "retain_acc": None}
-            continue
-        hit = next((p for p in trail if p[1] <= threshold), None)
-        rows[spec] = {
-            "threshold": threshold, "steps": None if hit is None else int(hit[0]), "reached": hit is not None,
-            "met_at_start": hit is not None and hit[0] == 0, "censored": hit is None,
-            "forget_acc": None if hit is None else hit[1], "retain_acc": None if hit is None else hit[2],
-        }
-    return rows
-
-
-def _flags(rows: Mapping[str, Any], iterative: bool) -> list[str]:
-    if not iterative:
-        return ["one_shot"]
-    flags = [f"met_at_start:{s}" for s, r in rows.items() if r["met_at_start"]]
-    return flags + [f"never_reached:{s}" for s, r in rows.items() if r["censored"]]
-
-
 def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str, Any] | None) -> dict[str, Any]:
     from .._unlearn import unlearn
     from ..plugins import get_plugin_manager
@@ -234,7 +203,7 @@ def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str
         keys = (*ctx.domain.damage_metrics, "ua_optml")
         at_target = {**{k: v for k, v in point.items() if k in keys}, "strength": point["strength"]}
     return {"status": "ok", "error": None, "total_steps": result.total_steps, "start_metrics": start_metrics,
-            "final": final, "at_target": at_target, "targets": rows, "flags": _flags(rows, method.iterative),
+            "final": final, "at_target": at_target, "targets": rows, "flags": step_flags(rows, method.iterative),
             "trail": trail if method.iterative else [], "sweep": sweep}
 
 
