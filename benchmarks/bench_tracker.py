@@ -213,8 +213,13 @@ def _tofu_tiny(ctx: Context) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    steps = ctx.pick(600, 200)
-    mod = _modular(ctx, steps, save_every=20, eval_every=10)
+    # the modular preset's own run: its length and its default eval/save schedule (fixed costs such as
+    # creating the run and close() are spread over the run a user actually trains)
+    from grokplug.plugins import get_plugin_manager
+
+    config = get_plugin_manager().presets.get("modular").resolve_config()
+    steps = ctx.pick(int(config["max_steps"]), 200)
+    mod = _modular(ctx, steps, save_every=int(config.get("save_every") or 20), eval_every=int(config["eval_every"]))
     rows = _rows("modular", mod, {"bare": " (bare loop)", "async": " + GrokTracker (async saves, default)",
                                   "sync": " + GrokTracker (saves inline)"})
     notes = [
