@@ -26,6 +26,7 @@ import torch
 from _common import Context, clock, fmt_spread, grok_curve, ratios, side_by_side, spread, table, target
 
 TOFU_TARGET_PCT = 2.0  # ≤ 2 % overhead on tofu-tiny
+MODULAR_TARGET_PCT = 5.0  # ≤ 5 % wall on modular, the worst case (6 ms steps, checkpoint every 20)
 
 
 class DirectCost:
@@ -212,8 +213,13 @@ def _tofu_tiny(ctx: Context) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    steps = ctx.pick(600, 200)
-    mod = _modular(ctx, steps, save_every=20, eval_every=10)
+    # the modular preset's own run: its length and its default eval/save schedule (fixed costs such as
+    # creating the run and close() are spread over the run a user actually trains)
+    from grokplug.plugins import get_plugin_manager
+
+    config = get_plugin_manager().presets.get("modular").resolve_config()
+    steps = ctx.pick(int(config["max_steps"]), 200)
+    mod = _modular(ctx, steps, save_every=int(config.get("save_every") or 20), eval_every=int(config["eval_every"]))
     rows = _rows("modular", mod, {"bare": " (bare loop)", "async": " + GrokTracker (async saves, default)",
                                   "sync": " + GrokTracker (saves inline)"})
     notes = [
@@ -239,6 +245,12 @@ def run(ctx: Context) -> dict[str, Any]:
         targets.append(target("tracker overhead on tofu-tiny (wall)", None, TOFU_TARGET_PCT, "<=", " %",
                               note=f"not run: {tofu.get('why', '')}"))
     a, s = mod["variants"]["async"], mod["variants"]["sync"]
+    # the worst case (issue 16): modular's 6 ms steps with its default save schedule, async saves (the default)
+    targets.insert(0, target("tracker overhead on modular, the worst case (wall)",
+                             round(a["overhead_wall"]["median"] * 100, 2), MODULAR_TARGET_PCT, "<=", " %",
+                             note=f"paired A/B, spread {fmt_spread(a['overhead_wall'], 100, 1, ' %')}; direct cost "
+                                  f"{a['overhead_direct']['median'] * 100:.2f} % (time inside grokplug, saves "
+                                  "excluded: they run on the writer thread)"))
     return {
         "status": "ok",
         "summary": (f"modular (worst case): GrokTracker adds {fmt_spread(a['overhead_wall'], 100, 1, ' %')} wall / "

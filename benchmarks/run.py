@@ -5,7 +5,7 @@
     python benchmarks/run.py --only hooks,tracker --out-dir /tmp/b
 
 Sections (run in this order): hooks, tracker, retention, checkpoint, tofu_eval, accelerators,
-grok_advantage, tofu_rule, regime. Each reports medians and spread over repeats, and a pass/fail per target. A
+grok_advantage, tofu_rule, regime, compare_ranks. Each reports medians and spread over repeats, and a pass/fail per target. A
 section whose prerequisites are missing says ``not run`` and why; one that fails says ``error``
 with the exception; neither ever shows a number it did not measure. ``--only`` merges into an
 existing results.json, so sections can be rerun one at a time.
@@ -43,6 +43,7 @@ SECTIONS: dict[str, str] = {
     "grok_advantage": "bench_grok_advantage",
     "tofu_rule": "bench_tofu_rule",
     "regime": "bench_regime",
+    "compare_ranks": "bench_compare_ranks",
 }
 TITLES = {
     "hooks": "1. Hook dispatch",
@@ -54,6 +55,7 @@ TITLES = {
     "grok_advantage": "7. The grok advantage",
     "tofu_rule": "8. TOFU-style grokking (tofu-rule)",
     "regime": "9. The paper's regime (Fig. 1a shape)",
+    "compare_ranks": "10. Compare across ranks",
 }
 
 

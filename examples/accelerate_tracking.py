@@ -59,4 +59,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # When one rank fails, the others see it in a collective or get torchrun's SIGTERM: unwind (the
+    # tracker's saves are atomic, its lock is released) and say so on one line; rerun to resume.
+    try:
+        with grokplug.stop_cleanly():
+            main()
+    except grokplug.Terminated:
+        sys.exit("accelerate_tracking: stopped by SIGTERM (another rank failed or the job was cancelled); "
+                 "rerun with the same --run-dir to resume")
+    except grokplug.GrokplugError as exc:
+        sys.exit(f"accelerate_tracking: {exc}; rerun with the same --run-dir to resume")

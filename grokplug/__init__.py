@@ -62,6 +62,9 @@ _LAZY: dict[str, str] = {
     "UnlearningMethod": "grokplug._unlearning_method",
     "UnlearnContext": "grokplug._unlearn_types",
     "UnlearnResult": "grokplug._unlearn_types",
+    "Terminated": "grokplug._signals",
+    "PeerLost": "grokplug._signals",
+    "stop_cleanly": "grokplug._signals",
 }
 
 __all__ = [
@@ -74,11 +77,13 @@ __all__ = [
     "GrokTrackerCallback",
     "GrokplugError",
     "OnlineDetector",
+    "PeerLost",
     "PhaseChange",
     "Preset",
     "PresetData",
     "RetentionPolicy",
     "RunDir",
+    "Terminated",
     "UnlearnContext",
     "UnlearnResult",
     "UnlearningDomain",
@@ -99,6 +104,7 @@ __all__ = [
     "retrain_reference",
     "run_data",
     "sweep_strength",
+    "stop_cleanly",
     "train_preset",
     "unlearn",
 ]
@@ -127,6 +133,7 @@ if TYPE_CHECKING:
     from ._resolve import build_model, load_checkpoint, request_checkpoint
     from ._retention import RetentionPolicy
     from ._rundir import RunDir
+    from ._signals import PeerLost, Terminated, stop_cleanly
     from ._sweep import sweep_strength
     from ._tracker import GrokTracker
     from ._train import evaluate_preset, preset_loss, train_preset

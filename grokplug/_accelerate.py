@@ -26,6 +26,8 @@ def is_main_process(accelerator: Any = None) -> bool:
 
 def unwrap(model: Any) -> Any:
     """The module inside (Distributed)DataParallel / compiled / FSDP wrappers (accelerate's ``extract_model_from_parallel``)."""
+    if not hasattr(model, "module") and not hasattr(model, "_orig_mod"):
+        return model  # no wrapper to peel (the tracker asks at every save: accelerate's checks cost ~0.5 ms)
     from accelerate.utils import extract_model_from_parallel
 
     return extract_model_from_parallel(model, keep_fp32_wrapper=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ._signals import Terminated, stop_cleanly
 from .errors import GrokplugError, GrokplugWarning, UsageError
 
 
@@ -332,6 +334,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         analysis=args.analysis, recompute=args.recompute,
     )
     wall = round(time.perf_counter() - started, 1)
+    if "run" not in result.results:  # a rank other than 0 of a sharded compare: rank 0 reports
+        print(f"{' '.join(result.summary)} ({result.n_computed} computed, {result.n_reused} reused; {wall} s)",
+              file=sys.stderr)
+        return 0
     files = {k: str(v) for k, v in result.paths.items()}
     if args.json:
         print(_json({"out_dir": str(result.out_dir), "files": files, "plots": [str(p) for p in result.plots],
@@ -480,14 +486,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("default", GrokplugWarning)
         warnings.showwarning = _show_warning
         try:
-            args = build_parser().parse_args(argv)
-            return int(args.func(args) or 0)
+            with stop_cleanly():
+                args = build_parser().parse_args(argv)
+                return int(args.func(args) or 0)
         except GrokplugError as exc:
-            print(f"grokplug: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            print(f"grokplug: error: {_rank_prefix()}{' '.join(str(exc).split())}", file=sys.stderr)
             return exc.exit_code
         except KeyboardInterrupt:
             print("grokplug: interrupted", file=sys.stderr)
             return 130
+        except Terminated:
+            print(f"grokplug: {_rank_prefix()}stopped by SIGTERM (under a launcher: another rank failed or the job "
+                  "was cancelled); nothing unfinished was published, and a rerun reuses what was", file=sys.stderr)
+            return 143
+
+
+def _rank_prefix() -> str:
+    """``rank R of W: `` under a launcher (which rank said it), else nothing."""
+    world, rank = os.environ.get("WORLD_SIZE", "1"), os.environ.get("RANK", "0")
+    return f"rank {rank} of {world}: " if world.isdigit() and int(world) > 1 else ""
 
 
 if __name__ == "__main__":

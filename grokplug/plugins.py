@@ -28,6 +28,7 @@ from grokplug.hooks import PROJECT_NAME
 from grokplug.hooks import specs as _specs
 
 from ._registry import Registry
+from ._signals import Terminated
 from .errors import CheckpointError, GrokplugError, GrokplugWarning, PluginError
 
 if TYPE_CHECKING:
@@ -253,8 +254,8 @@ class GrokplugPluginManager(pluggy.PluginManager):
     def _call_hook(self, caller: Any, hook_name: str, **kwargs: Any) -> Any:
         try:
             return caller(**kwargs)
-        except GrokplugError:
-            raise  # deliberate, already user-readable
+        except (GrokplugError, Terminated):
+            raise  # deliberate and user-readable, or a SIGTERM that merely arrived inside a hook
         except BaseException as exc:
             name = self._culprit(hook_name, exc)
             if name is None and not isinstance(exc, Exception):
@@ -277,7 +278,7 @@ class GrokplugPluginManager(pluggy.PluginManager):
         for impl in reversed(impls):  # pluggy calls the last registered first (tryfirst/trylast sorted)
             try:
                 result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except GrokplugError:
+            except (GrokplugError, Terminated):
                 raise
             except BaseException as exc:
                 raise self._failure(impl.plugin_name, hook_name, exc) from exc

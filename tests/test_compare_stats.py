@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from grokplug.compare import bootstrap_ci, mean_std, paired_diff, steps_ratio, verdict
-from grokplug.compare._matrix import target_rows
 from grokplug.compare._stats import percentile_interval
+from grokplug.compare._steps import target_rows
 
 
 def test_mean_and_sample_std():

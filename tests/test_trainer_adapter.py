@@ -282,7 +282,11 @@ args = make_training_args(sys.argv[1], use_cpu=True, max_steps=40, learning_rate
 trainer = NPO(model=model, args=args, train_dataset=pairs, data_collator=collator(), callbacks=[monitor])
 trainer.train()
 print(json.dumps({"rank": trainer.args.process_index, "world": trainer.args.world_size, "step": trainer.state.global_step,
-                  "trail": monitor.trail, "calls": len(calls)}))
+                  "trail": monitor.trail, "calls": len(calls)}), flush=True)
+import torch.distributed as dist
+if dist.is_initialized():  # an explicit teardown: gloo left to interpreter exit sometimes aborted rank 1 (SIGABRT)
+    dist.barrier()
+    dist.destroy_process_group()
 """
 
 

@@ -183,6 +183,10 @@ def compare(
     (the matched-train rule).
     ``strengths``: per one-shot method, the strengths to sweep (weakest first) instead of its
     ``strength_sweep``, e.g. ``{"ssd": [20, 5, 1]}``.
+
+    Under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs its share of the
+    cells (:mod:`grokplug.compare._shard`) and rank 0 aggregates and writes; on the other ranks the
+    returned result holds every cell and a one-line ``summary``, and no ``run``/``aggregates``.
     """
     from .._paths import check_output_dir
     from .._resolve import request_checkpoint
@@ -190,8 +194,9 @@ def compare(
     from .._unlearning_method import resolve_profile
     from .._validate import check_positive_int, check_seed, method_hparams
     from ._aggregate import build_aggregates, build_flags, build_pairs, describe_target
-    from ._matrix import STARTS, CellSpec, MatrixContext, run_cell
+    from ._matrix import STARTS, CellSpec, MatrixContext
     from ._report import summary_lines, write_outputs
+    from ._shard import Shard, check_shardable, run_matrix
 
     run_path = Path(run)
     if not RunDir.exists(run_path):
@@ -254,14 +259,16 @@ def compare(
         cells_dir=out_dir / "cells", recompute=recompute, strengths=sweeps,
     )
     specs = [CellSpec(m, s, seed, r) for r in rates for seed in seed_list for m in method_objs for s in STARTS]
-    from tqdm.auto import tqdm
-
     show = sys.stderr.isatty() if progress is None else progress
-    cells = []
-    with tqdm(specs, desc="compare", unit="cell", disable=not show) as bar:
-        for spec in bar:
-            bar.set_postfix_str(spec.key, refresh=False)
-            cells.append(run_cell(ctx, spec))
+    shard = Shard.from_env()  # under accelerate launch / torchrun: this rank's share of the cells
+    if shard.sharded:
+        check_shardable()
+    cells = run_matrix(ctx, specs, shard, show=show)
+    if not shard.is_main:  # every rank has every cell now; rank 0 aggregates and writes
+        n_reused = sum(bool(c.get("reused")) for c in cells)
+        return CompareResult(results={"schema": SCHEMA, "cells": cells, "summary": [
+            f"{shard.label()}: the matrix's {len(cells)} cells are in {ctx.cells_dir}; rank 0 writes the results"]},
+            out_dir=out_dir, paths={}, n_computed=len(cells) - n_reused, n_reused=n_reused)
     results: dict[str, Any] = {
         "schema": SCHEMA, "grokplug_version": _version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

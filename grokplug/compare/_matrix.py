@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,11 @@ from grokplug.hooks import hookimpl
 from .._atomic import sha256_json, write_json_atomic
 from .._domain import UnlearningDomain
 from .._paths import safe_filename
-from .._targets import resolve_target
 from .._types import CheckpointRef
 from .._unlearning_method import UnlearningMethod
 from .._version import __version__
 from ..errors import DivergedError
+from ._steps import step_flags, target_rows
 
 #: Bump when the way a cell is computed or stored changes: every cached cell is then recomputed.
 CELL_VERSION = 3  # 3: one-shot cells sweep their strength for the at-target damage
@@ -167,37 +167,6 @@ class _AtTarget:
             self.snapshot = {**(_scalars(values) or {}), "step": step}
 
 
-def target_rows(targets: Sequence[str], trail: Sequence[Sequence[float]], start_metrics: Mapping[str, float],
-                retrain: Mapping[str, float] | None, iterative: bool, final_forget: float) -> dict[str, Any]:
-    """Steps-to-target for every target level, read off the trail ``(step, forget_acc, retain_acc)``.
-
-    Steps = the first recorded step with ``forget_acc ≤ threshold`` (exact: the trail has every
-    update); step 0 = met at start; no such step = never reached (censored at the budget).
-    """
-    rows: dict[str, Any] = {}
-    for spec in targets:
-        threshold = resolve_target(spec, start_metrics, retrain)
-        assert threshold is not None  # validated in compare(): "none" is not a target
-        if not iterative:  # one-shot: no steps; only whether the result reaches the level
-            rows[spec] = {"threshold": threshold, "steps": None, "reached": final_forget <= threshold,
-                          "met_at_start": False, "censored": False, "forget_acc": None, "retain_acc": None}
-            continue
-        hit = next((p for p in trail if p[1] <= threshold), None)
-        rows[spec] = {
-            "threshold": threshold, "steps": None if hit is None else int(hit[0]), "reached": hit is not None,
-            "met_at_start": hit is not None and hit[0] == 0, "censored": hit is None,
-            "forget_acc": None if hit is None else hit[1], "retain_acc": None if hit is None else hit[2],
-        }
-    return rows
-
-
-def _flags(rows: Mapping[str, Any], iterative: bool) -> list[str]:
-    if not iterative:
-        return ["one_shot"]
-    flags = [f"met_at_start:{s}" for s, r in rows.items() if r["met_at_start"]]
-    return flags + [f"never_reached:{s}" for s, r in rows.items() if r["censored"]]
-
-
 def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str, Any] | None) -> dict[str, Any]:
     from .._unlearn import unlearn
     from ..plugins import get_plugin_manager
@@ -234,7 +203,7 @@ def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str
         keys = (*ctx.domain.damage_metrics, "ua_optml")
         at_target = {**{k: v for k, v in point.items() if k in keys}, "strength": point["strength"]}
     return {"status": "ok", "error": None, "total_steps": result.total_steps, "start_metrics": start_metrics,
-            "final": final, "at_target": at_target, "targets": rows, "flags": _flags(rows, method.iterative),
+            "final": final, "at_target": at_target, "targets": rows, "flags": step_flags(rows, method.iterative),
             "trail": trail if method.iterative else [], "sweep": sweep}
 
 
@@ -258,28 +227,56 @@ def _sweep(ctx: MatrixContext, spec: CellSpec, retrain: Mapping[str, Any] | None
             "points": info["points"], "strength_to_target": info["strength_to_target"]}
 
 
-def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
-    """The cell's result: from the cache when its inputs' hash matches, else computed and stored."""
+@dataclass
+class PreparedCell:
+    """A cell's data and input hash, before it is computed or read back from the cache."""
+
+    spec: CellSpec
+    data: Any
+    split: dict[str, Any]
+    retrain: dict[str, Any] | None
+    inputs: dict[str, Any]
+    input_hash: str
+    path: Path
+
+
+def prepare_cell(ctx: MatrixContext, spec: CellSpec) -> PreparedCell:
     data = _data(ctx, spec)
     split_info = _split(ctx, data)
     retrain = retrain_metrics(ctx, spec.seed, spec.forget_rate)
     inputs = cell_inputs(ctx, spec, split_info, retrain)
-    input_hash = sha256_json(_clean(inputs))
-    path = ctx.cells_dir / f"{spec.key}.json"
-    cached = None if ctx.recompute else _read_cached(path, input_hash)
+    return PreparedCell(spec, data, split_info, retrain, inputs, sha256_json(_clean(inputs)),
+                        ctx.cells_dir / f"{spec.key}.json")
+
+
+def read_cell(prepared: PreparedCell) -> dict[str, Any] | None:
+    """The cached cell if its input hash matches (marked ``reused``), else ``None``."""
+    cached = _read_cached(prepared.path, prepared.input_hash)
     if cached is not None:
         cached["reused"] = True
-        return cached
+    return cached
+
+
+def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
+    """The cell's result: from the cache when its inputs' hash matches, else computed and stored."""
+    prepared = prepare_cell(ctx, spec)
+    cached = None if ctx.recompute else read_cell(prepared)
+    return cached if cached is not None else compute_cell(ctx, prepared)
+
+
+def compute_cell(ctx: MatrixContext, prepared: PreparedCell) -> dict[str, Any]:
+    """Run the cell and store it atomically in the cache (a cell is on disk whole or not at all)."""
+    spec = prepared.spec
     started = time.perf_counter()
     method = ctx.methods[spec.method]
     try:
-        body = _compute(ctx, spec, data, retrain)
+        body = _compute(ctx, spec, prepared.data, prepared.retrain)
     except DivergedError as exc:  # a result, not a crash: recorded, flagged and excluded from the stats
         body = {"status": "diverged", "error": str(exc), "total_steps": None, "start_metrics": None, "final": None,
                 "at_target": None, "targets": {}, "flags": ["diverged"], "trail": [], "sweep": None}
-    split = {k: v for k, v in split_info.items() if k not in ("forget", "retain")}
+    split = {k: v for k, v in prepared.split.items() if k not in ("forget", "retain")}
     cell = {
-        "key": spec.key, "input_hash": input_hash, "inputs": inputs, "reused": False,
+        "key": spec.key, "input_hash": prepared.input_hash, "inputs": prepared.inputs, "reused": False,
         "wall_seconds": round(time.perf_counter() - started, 3),
         "method": spec.method, "start": spec.start, "seed": spec.seed, "forget_rate": spec.forget_rate,
         "start_step": ctx.refs[spec.start].step, "start_sha256": ctx.refs[spec.start].sha256,
@@ -287,5 +284,5 @@ def run_cell(ctx: MatrixContext, spec: CellSpec) -> dict[str, Any]:
         "split": split, **body,
     }
     cell = _clean(cell)
-    write_json_atomic(path, cell)
+    write_json_atomic(prepared.path, cell)
     return cell
