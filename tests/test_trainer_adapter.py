@@ -304,10 +304,16 @@ def test_two_ranks_share_rank_zero_scores_and_stop_together(tmp_path):
     script = tmp_path / "ddp_monitor.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GROKPLUG_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    out = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", str(script), str(tmp_path / "out"), str(Path(__file__).parent)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+    for attempt in range(2):
+        out = subprocess.run(
+            [torchrun, "--nproc_per_node", "2", str(script), str(tmp_path / f"out{attempt}"), str(Path(__file__).parent)],
+            capture_output=True, text=True, env=env, timeout=600,
+        )  # fmt: skip
+        # Known open flake (about 1 run in 10 under heavy load, never seen idle): a rank dies in gloo with
+        # "terminate called without an active exception" (SIGABRT) mid-training. Only that signature gets
+        # one more launch; any other failure, or the abort twice, fails the test.
+        if out.returncode == 0 or "terminate called without an active exception" not in out.stderr:
+            break
     assert out.returncode == 0, out.stderr[-3000:]
     lines = sorted(
         (json.loads(s) for s in out.stdout.splitlines() if s.startswith('{"rank"')), key=lambda d: d["rank"]
