@@ -98,6 +98,17 @@ def test_claim_lines_agree_when_every_pair_favours_grok() -> None:
     assert "holds — of 1 pairs: θ_grok lower in 1" in var  # std 3 (pre) vs 0.577 (grok)
 
 
+def test_seed_variance_of_a_one_shot_method_reads_final_test_accuracy() -> None:
+    # one-shot (no steps): final test acc θ_pre 0.5, 0.5, 0.5 (std 0) vs θ_grok 0.4, 0.5, 0.6 (std 0.1) → θ_pre lower
+    cells = []
+    for seed, grok_test in enumerate([0.4, 0.5, 0.6]):
+        cells += [_cell("os", "pre", seed, None, test_acc=0.5, iterative=False),
+                  _cell("os", "grok", seed, None, test_acc=grok_test, iterative=False)]
+    line = seed_variance_line(_results(cells, ["os"]))
+    assert "does not hold — of 1 pairs: θ_pre lower in 1" in line, line
+    assert "of 0 iterative" in efficiency_line(_results(cells, ["os"]))  # no steps for a one-shot method
+
+
 def test_demo_suite_choice_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--suite", "nope"]) == 2  # a usage error: one line, no traceback
     err = capsys.readouterr().err
@@ -141,6 +152,7 @@ def test_paper_suite_end_to_end_shortened(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     results = json.loads((tmp_path / "digits-noisy-compare" / "results.json").read_text())
     assert results["run"]["pre"]["step"] == report.pre_step and results["config"]["seeds"] == [0, 1]
+    assert results["config"]["pre_phase"] == "pre" and results["run"]["grok"]["phase"] == "final"
     verdicts = [line[2:] for line in out.splitlines() if line.startswith("- ")]
     assert [v.split(" (")[0] for v in verdicts] == ["efficiency", "damage", "seed variance"]
     assert "of 1 iterative method × rate pairs" in verdicts[0] and "of 2 pairs" in verdicts[1]
