@@ -4,9 +4,9 @@
 whose validation accuracy peaks early and then declines while the net fits its noisy labels; θ_pre is
 the paper's early-stop checkpoint at that peak. The preset does not grok yet (no late rise, see
 ``grokplug.presets.digits_regime``), so θ_grok falls back to the final, overfitted checkpoint, and the
-demo says so. It runs :func:`grokplug.compare` ({θ_pre, θ_grok} × the paper's GA, FT, SCRUB, ∇τ plus RL,
-SalUn, SSD × 5 seeds × forget rates 0.15 and 0.5), prints the table and one verdict line per claim
-(efficiency, damage, seed variance; :mod:`grokplug._claims`).
+demo says so. It runs :func:`grokplug.compare` ({θ_pre, θ_grok} × the paper's FT, GA, SCRUB, Fisher, ∇τ
+plus RL, SalUn, SSD × 5 seeds × forget rates 0.15 and 0.5, with the analysis), prints the table and one
+verdict line per claim (efficiency, damage, seed variance; :mod:`grokplug._claims`).
 
 ``plateau`` is the earlier demo: ``modular`` and ``digits``, which grok from a plateau, compared with the
 matched-train θ_pre (``pre-matched``) and RL, SalUn, SSD, ∇τ over 3 seeds (docs/results.md §1–5).
@@ -41,8 +41,8 @@ DEMO_RATES = (0.15, 0.5)
 
 #: the paper suite (default): the regime of the paper's Fig. 1a, as far as a preset reaches it
 PAPER_PRESET = "digits-noisy"
-#: the paper's GA, FT, SCRUB and ∇τ, plus RL, SalUn, SSD; Fisher (also the paper's) is in docs/results.md §8
-PAPER_METHODS = ("ga", "ft", "scrub", "nabla-tau", "rl", "salun", "ssd")
+#: the paper's FT, GA, SCRUB, Fisher, ∇τ (compare's default), plus RL, SalUn, SSD: the matrix of docs/results.md §8
+PAPER_METHODS = ("ft", "ga", "scrub", "fisher", "nabla-tau", "rl", "salun", "ssd")
 PAPER_SEEDS = 5  # the minimum for paired CIs
 PAPER_RATES = (0.15, 0.5)
 PAPER_PRE = "pre"  # the paper's early-stop rule
@@ -175,7 +175,7 @@ def _run_paper(out_dir: Path, progress: bool) -> int:
     from .compare import compare
 
     result = compare(run.path, PAPER_METHODS, seeds=PAPER_SEEDS, forget_rates=PAPER_RATES, pre=PAPER_PRE,
-                     fallback=fallback, out=out_dir / f"{PAPER_PRESET}-compare", plots=True,
+                     fallback=fallback, out=out_dir / f"{PAPER_PRESET}-compare", plots=True, analysis=True,
                      progress=None if progress else False)
     print_comparison(PAPER_PRESET, result.results)
     print("\nVerdict per claim (θ_pre vs θ_grok; counts of method × rate pairs, from results.json):")
