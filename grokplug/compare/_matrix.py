@@ -36,7 +36,7 @@ from ..errors import DivergedError
 from ._steps import step_flags, target_rows
 
 #: Bump when the way a cell is computed or stored changes: every cached cell is then recomputed.
-CELL_VERSION = 3  # 3: one-shot cells sweep their strength for the at-target damage
+CELL_VERSION = 4  # 3: one-shot cells sweep their strength; 4: a `pre-matched` compare unlearns from that rule
 EVAL_EVERY = 1
 STARTS = ("pre", "grok")
 
@@ -180,7 +180,9 @@ def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str
     pm.register(watcher, name=name)
     try:
         result = unlearn(
-            method, splits=data, source=ctx.run_path, start=spec.start, seed=spec.seed,
+            # the θ_pre rule compare was asked for (``pre-matched`` too), not the default ``pre``
+            method, splits=data, source=ctx.run_path, start=ctx.refs["pre"].phase if spec.start == "pre" else spec.start,
+            seed=spec.seed,
             target=ctx.primary if method.iterative else "none", hparams=ctx.overrides.get(spec.method),
             profile=ctx.profile, eval_every=EVAL_EVERY, stop_at_target=False, fallback=ctx.fallback,
             retrain_metrics=retrain, **options,
