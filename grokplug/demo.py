@@ -152,6 +152,11 @@ def _paper_grok_fallback(report: Any) -> str | None:
 
 
 def _run_paper(out_dir: Path, progress: bool) -> int:
+    import torch
+
+    # One thread: docs/results.md §8 was measured so (float sums, hence step counts, shift with the thread
+    # count), and on 2 shared cores two threads made this tiny full-batch run ~10× slower in CPU time.
+    torch.set_num_threads(1)
     started = time.perf_counter()
     run, reused = prepare_run(PAPER_PRESET, out_dir, progress=progress)
     report = run.report()
