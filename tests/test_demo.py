@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import grokplug.demo as demo
 from grokplug._claims import claim_lines, damage_line, efficiency_line, headline, seed_variance_line
@@ -127,7 +128,7 @@ def test_plateau_suite_is_reachable(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_paper_suite_end_to_end_shortened(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                          capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -> None:
     """The real paper suite on digits-noisy cut to 1 500 steps, 2 methods, 2 seeds, one rate (the full
     demo is what `make demo` runs): the run has no θ_grok, the demo says so and serves the final
     checkpoint; the verdict lines count the pairs results.json holds; a second call reuses everything."""
@@ -138,6 +139,10 @@ def test_paper_suite_end_to_end_shortened(monkeypatch: pytest.MonkeyPatch, tmp_p
         train_preset(name, path, seed=seed, max_steps=1500, progress=False)
         return RunDir(path), False
 
+    # the preset flushes denormals and the demo sets one thread, both process-wide: undone after the test
+    # (hypothesis refuses to run with denormals flushed)
+    threads = torch.get_num_threads()
+    request.addfinalizer(lambda: (torch.set_num_threads(threads), torch.set_flush_denormal(False)))
     monkeypatch.setattr(demo, "prepare_run", short_run)
     monkeypatch.setattr(demo, "PAPER_METHODS", ("ga", "ssd"))
     monkeypatch.setattr(demo, "PAPER_SEEDS", 2)
