@@ -206,11 +206,13 @@ def test_compare_unlearns_from_the_rule_it_names(digits_run_dir: Any, tmp_path: 
     val = {r["step"]: r["val_acc"] for r in run.history()}
     assert abs(val[report.pre_step] - val[report.pre_matched_step]) > 0.02  # so the check below can tell them apart
     for rule, step in (("pre", report.pre_step), ("pre-matched", report.pre_matched_step)):
-        result = compare(digits_run_dir, ["ga"], pre=rule, seeds=1, forget_rates=(0.1,), targets=["frac:0.5"],
+        result = compare(digits_run_dir, ["ga", "ssd"], pre=rule, seeds=1, forget_rates=(0.1,), targets=["frac:0.5"],
                          out=tmp_path / rule, hparams={"ga": {"epochs": 1}}, n_boot=100, progress=False)
-        (cell,) = [c for c in result.results["cells"] if c["start"] == "pre"]
-        assert cell["start_step"] == step
-        assert cell["start_metrics"]["test_acc"] == pytest.approx(val[step], abs=1e-6), rule
+        for cell in (c for c in result.results["cells"] if c["start"] == "pre"):
+            assert cell["start_step"] == step
+            assert cell["start_metrics"]["test_acc"] == pytest.approx(val[step], abs=1e-6), (rule, cell["method"])
+            for point in (cell.get("sweep") or {}).get("points", []):  # SSD's strength sweep starts there too
+                assert point["test_acc"] + point["test_drop"] == pytest.approx(val[step], abs=1e-6), (rule, point)
 
 
 def test_early_stop_candidate_before_any_memorization_streak_stays_protected() -> None:
