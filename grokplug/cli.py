@@ -367,7 +367,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(out_dir=Path(args.out), progress=not args.no_progress)
+    return run_demo(out_dir=Path(args.out), suite=args.suite, progress=not args.no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -466,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the end-to-end demo on the built-in offline presets")
     p.add_argument("--out", default="runs/demo", help="where runs and plots go (reused if present)")
+    p.add_argument("--suite", choices=("paper", "plateau"), default="paper",
+                   help="paper: digits-noisy, the paper's regime (default); plateau: the modular/digits demo")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
     return parser

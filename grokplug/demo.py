@@ -1,9 +1,16 @@
-"""``grokplug demo``: the end-to-end path on the built-in offline presets.
+"""``grokplug demo``: the end-to-end path on the built-in offline presets, in two suites.
 
-Trains (or reuses) the ``modular`` and ``digits`` runs, detects their phases, serves θ_pre and θ_grok
-through the hooks, then runs :func:`grokplug.compare` on each ({θ_pre, θ_grok} × 4 methods × 3 seeds ×
-forget rates 0.15 and 0.5), prints the steps ratio and the collateral damage with bootstrap CIs, writes
-the figures, and says in plain words what it found (including where the paper's claims do not hold).
+``paper`` (the default) is the paper's regime (issue 12): it trains (or reuses) ``digits-noisy`` seed 0,
+whose validation accuracy peaks early and then declines while the net fits its noisy labels; θ_pre is
+the paper's early-stop checkpoint at that peak. The preset does not grok yet (no late rise, see
+``grokplug.presets.digits_regime``), so θ_grok falls back to the final, overfitted checkpoint, and the
+demo says so. It runs :func:`grokplug.compare` ({θ_pre, θ_grok} × the paper's FT, GA, SCRUB, Fisher, ∇τ
+plus RL, SalUn, SSD × 5 seeds × forget rates 0.15 and 0.5, with the analysis), prints the table and one
+verdict line per claim (efficiency, damage, seed variance; :mod:`grokplug._claims`).
+
+``plateau`` is the earlier demo: ``modular`` and ``digits``, which grok from a plateau, compared with the
+matched-train θ_pre (``pre-matched``) and RL, SalUn, SSD, ∇τ over 3 seeds (docs/results.md §1–5).
+Both reuse finished runs and cached compare cells in ``--out``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._claims import claim_lines
 from ._plot import plot_run
 from ._resolve import request_checkpoint
 from ._rundir import RunDir
@@ -19,6 +27,7 @@ from ._train import train_preset
 from .compare._report import _ci, _ratio_text  # one formatting of CIs and censored ratios, as in results.md
 from .plugins import get_plugin_manager
 
+#: the plateau suite (the demo before issue 12): presets that grok from a plateau
 DEMO_PRESETS = ("modular", "digits")
 #: the same methods, with their shared offline defaults, on both tasks (no per-task tuning); ∇τ is
 #: the method of the paper's Fig. 2. Fisher forgetting (also the paper's) is left to `grokplug compare`:
@@ -29,6 +38,15 @@ DEMO_METHODS = ("rl", "salun", "ssd", "nabla-tau")
 DEMO_PROFILE = "offline"
 DEMO_SEEDS = 3
 DEMO_RATES = (0.15, 0.5)
+
+#: the paper suite (default): the regime of the paper's Fig. 1a, as far as a preset reaches it
+PAPER_PRESET = "digits-noisy"
+#: the paper's FT, GA, SCRUB, Fisher, ∇τ (compare's default), plus RL, SalUn, SSD: the matrix of docs/results.md §8
+PAPER_METHODS = ("ft", "ga", "scrub", "fisher", "nabla-tau", "rl", "salun", "ssd")
+PAPER_SEEDS = 5  # the issue's minimum for paired CIs
+PAPER_RATES = (0.15, 0.5)
+PAPER_PRE = "pre"  # the paper's early-stop rule
+SUITES = ("paper", "plateau")
 
 
 def _reusable(run_dir: Path, config: dict) -> bool:
@@ -71,14 +89,12 @@ def print_comparison(name: str, results: dict) -> None:
               f"{step.get('verdict', 'n/a')} / {verdict}")
 
 
-# The demo's presets grok from a plateau, where the early-stop θ_pre is a barely trained model; it
-# compares against the matched-train θ_pre that docs/results.md measured until the demo moves to the
-# paper-regime presets (issue 12, item 5).
+# The plateau suite's presets grok from a plateau, where the early-stop θ_pre is a barely trained model;
+# it keeps the matched-train θ_pre that docs/results.md §1–5 measured.
 DEMO_PRE = "pre-matched"
 
 
-def run_demo(out_dir: Path = Path("runs/demo"), *, progress: bool = True) -> int:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _run_plateau(out_dir: Path, progress: bool) -> int:
     rows: list[tuple[Any, ...]] = []
     for name in DEMO_PRESETS:
         started = time.perf_counter()
@@ -128,3 +144,59 @@ def run_demo(out_dir: Path = Path("runs/demo"), *, progress: bool = True) -> int
         print(f"  figures: {', '.join(str(p) for p in result.plots)}")
     print(f"\nRuns are in {out_dir}/; run `grokplug inspect {out_dir}/modular` for the detector's reasons.")
     return 0
+
+
+def _paper_grok_fallback(report: Any) -> str | None:
+    """``"final"`` when the run has no θ_grok (the preset has not grokked yet), else no fallback."""
+    return None if report is not None and report.label == "grokking" else "final"
+
+
+def _run_paper(out_dir: Path, progress: bool) -> int:
+    import torch
+
+    # One thread: docs/results.md §8 was measured so (float sums, hence step counts, shift with the thread
+    # count), and on 2 shared cores two threads made this tiny full-batch run ~10× slower in CPU time.
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    run, reused = prepare_run(PAPER_PRESET, out_dir, progress=progress)
+    report = run.report()
+    plot = plot_run(run.history(), report, out_dir / f"{PAPER_PRESET}.png", title=PAPER_PRESET)
+    fallback = _paper_grok_fallback(report)
+    pre = request_checkpoint(run.path, PAPER_PRE)
+    grok = request_checkpoint(run.path, "grok", fallback=fallback)
+    shape = report.shape_numbers or {}
+    print(f"\n{PAPER_PRESET} seed 0 ({'reused' if reused else f'trained in {time.perf_counter() - started:.0f} s'}): "
+          f"label {report.label}, shape {report.shape}")
+    if shape:
+        print(f"  val peak {shape['peak_val']:.3f} @ {shape['peak_step']}, trough {shape['trough_val']:.3f} @ "
+              f"{shape['trough_step']}, final {shape['final_val']:.3f} @ {shape['final_step']} "
+              f"(train acc at the trough {shape['train_at_trough']:.2f})")
+    print(f"  θ_pre (early-stop rule): step {pre.step}, val {pre.metrics.get('val_acc', float('nan')):.3f}")
+    print(f"  θ_grok: step {grok.step}, val {grok.metrics.get('val_acc', float('nan')):.3f}"
+          + (f" — {PAPER_PRESET} has not grokked, so this is the final, overfitted checkpoint standing in for θ_grok:"
+             " the claims below are early-stopped vs overfitted, not early-stopped vs grokked" if fallback else ""))
+    print(f"  plot: {plot}")
+
+    from .compare import compare
+
+    result = compare(run.path, PAPER_METHODS, seeds=PAPER_SEEDS, forget_rates=PAPER_RATES, pre=PAPER_PRE,
+                     fallback=fallback, out=out_dir / f"{PAPER_PRESET}-compare", plots=True, analysis=True,
+                     progress=None if progress else False)
+    print_comparison(PAPER_PRESET, result.results)
+    print("\nVerdict per claim (θ_pre vs θ_grok; counts of method × rate pairs, from results.json):")
+    for line in claim_lines(result.results):
+        print(f"- {line}")
+    print(f"  table: {result.paths.get('md', result.out_dir / 'results.md')}; "
+          f"cells: {result.n_computed} computed, {result.n_reused} reused")
+    print(f"  figures: {', '.join(str(p) for p in result.plots)}")
+    print("\nThe earlier demo on presets that grok from a plateau: `grokplug demo --suite plateau`. "
+          "docs/results.md §8 has this regime measured with every method and both θ_pre rules.")
+    return 0
+
+
+def run_demo(out_dir: Path = Path("runs/demo"), *, suite: str = "paper", progress: bool = True) -> int:
+    """Run the ``paper`` (default) or ``plateau`` suite into ``out_dir``, reusing runs and compare cells there."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown demo suite {suite!r}; use one of {', '.join(SUITES)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _run_paper(out_dir, progress) if suite == "paper" else _run_plateau(out_dir, progress)

@@ -195,6 +195,26 @@ def test_unlearn_and_compare_take_the_matched_rule_by_name(digits_run_dir: Any, 
         compare(digits_run_dir, ["ga"], pre="pre-early", seeds=1)
 
 
+def test_compare_unlearns_from_the_rule_it_names(digits_run_dir: Any, tmp_path: Any) -> None:
+    """The θ_pre cells start from the checkpoint of the rule asked for: their start test accuracy is the
+    val accuracy the training loop recorded at that rule's step (digits: test = the val split)."""
+    from grokplug.compare import compare
+
+    run = RunDir(digits_run_dir)
+    report = run.report()
+    assert report.pre_step != report.pre_matched_step  # a plateau run: the two rules differ
+    val = {r["step"]: r["val_acc"] for r in run.history()}
+    assert abs(val[report.pre_step] - val[report.pre_matched_step]) > 0.02  # so the check below can tell them apart
+    for rule, step in (("pre", report.pre_step), ("pre-matched", report.pre_matched_step)):
+        result = compare(digits_run_dir, ["ga", "ssd"], pre=rule, seeds=1, forget_rates=(0.1,), targets=["frac:0.5"],
+                         out=tmp_path / rule, hparams={"ga": {"epochs": 1}}, n_boot=100, progress=False)
+        for cell in (c for c in result.results["cells"] if c["start"] == "pre"):
+            assert cell["start_step"] == step
+            assert cell["start_metrics"]["test_acc"] == pytest.approx(val[step], abs=1e-6), (rule, cell["method"])
+            for point in (cell.get("sweep") or {}).get("points", []):  # SSD's strength sweep starts there too
+                assert point["test_acc"] + point["test_drop"] == pytest.approx(val[step], abs=1e-6), (rule, point)
+
+
 def test_early_stop_candidate_before_any_memorization_streak_stays_protected() -> None:
     """Found by hypothesis: with smooth_w 4 the cut lies 2 evals before t_onset, so before t_mem's
     streak opens the record 2 evals back can still become θ_pre and must stay protected."""

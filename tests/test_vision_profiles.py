@@ -21,7 +21,7 @@ def test_profiles_use_each_presets_own_training_learning_rate(pm: GrokplugPlugin
         config = pm.presets.get(preset).resolve_config()
         if profile:  # the documented rule: Adam at the preset's training lr, no weight decay
             assert profile == {"optimizer": "adam", "lr": config["lr"], "weight_decay": 0.0}
-    assert set(PRESET_PROFILES) >= {"modular", "modular-transformer", "digits"}
+    assert set(PRESET_PROFILES) >= {"modular", "modular-transformer", "digits", "digits-noisy", "digits-noisy-cnn"}
 
 
 @pytest.mark.parametrize("name", ITERATIVE)

@@ -36,7 +36,7 @@ from ..errors import DivergedError
 from ._steps import step_flags, target_rows
 
 #: Bump when the way a cell is computed or stored changes: every cached cell is then recomputed.
-CELL_VERSION = 3  # 3: one-shot cells sweep their strength for the at-target damage
+CELL_VERSION = 4  # 3: one-shot cells sweep their strength; 4: a `pre-matched` compare unlearns from that rule
 EVAL_EVERY = 1
 STARTS = ("pre", "grok")
 
@@ -180,7 +180,7 @@ def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str
     pm.register(watcher, name=name)
     try:
         result = unlearn(
-            method, splits=data, source=ctx.run_path, start=spec.start, seed=spec.seed,
+            method, splits=data, source=ctx.run_path, start=_start_phase(ctx, spec), seed=spec.seed,
             target=ctx.primary if method.iterative else "none", hparams=ctx.overrides.get(spec.method),
             profile=ctx.profile, eval_every=EVAL_EVERY, stop_at_target=False, fallback=ctx.fallback,
             retrain_metrics=retrain, **options,
@@ -207,6 +207,11 @@ def _compute(ctx: MatrixContext, spec: CellSpec, data: Any, retrain: Mapping[str
             "trail": trail if method.iterative else [], "sweep": sweep}
 
 
+def _start_phase(ctx: MatrixContext, spec: CellSpec) -> str:
+    """The phase to unlearn from: the θ_pre rule compare was asked for (``pre-matched`` too), else the start."""
+    return ctx.refs["pre"].phase if spec.start == "pre" else spec.start
+
+
 def _sweep(ctx: MatrixContext, spec: CellSpec, retrain: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The one-shot cell's strength sweep toward the primary target (``None``: the method declares none).
 
@@ -220,7 +225,7 @@ def _sweep(ctx: MatrixContext, spec: CellSpec, retrain: Mapping[str, Any] | None
         return None
     info = sweep_strength(
         ctx.methods[spec.method], strengths, target=ctx.primary, stop_at_target=True, source=ctx.run_path,
-        start=spec.start, seed=spec.seed, hparams=ctx.overrides.get(spec.method), profile=ctx.profile,
+        start=_start_phase(ctx, spec), seed=spec.seed, hparams=ctx.overrides.get(spec.method), profile=ctx.profile,
         fallback=ctx.fallback, retrain_metrics=retrain, **ctx.domain.compare_options(spec.forget_rate),
     )
     return {"strength_param": info["strength_param"], "strengths": strengths, "target": ctx.primary,
