@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -80,8 +81,6 @@ def train_preset(
         config["max_steps"] = int(max_steps)
     if stop_after_settled is None:
         stop_after_settled = config.get("stop_after_settled")
-    if config.get("flush_denormal"):  # large weight decay drives weights into denormals, ~10x slower on CPU
-        torch.set_flush_denormal(True)
     torch.manual_seed(seed)  # dropout or minibatch order, if a preset uses them
     data = preset.make_data(config, seed)
     model = preset.make_model(config, seed)
@@ -99,7 +98,7 @@ def train_preset(
         async_save=async_save,
         overwrite=overwrite,
     )
-    with tracker:
+    with _flushed_denormals(bool(config.get("flush_denormal"))), tracker:
         step = tracker.restore(model, optimizer)
         bar = tqdm(total=total, initial=step, desc=f"{preset.name}", unit="step", disable=None if progress else True, dynamic_ncols=True)  # None: off when not a terminal
         settled_evals = 0
@@ -138,3 +137,17 @@ def train_preset(
         bar.close()
         report = tracker.close()
     return report
+
+
+@contextlib.contextmanager
+def _flushed_denormals(on: bool) -> Iterator[None]:
+    """Flush denormals to zero while the body runs (large weight decay drives weights into denormals,
+    ~10x slower on CPU), and back off after: the setting is process-wide, and the caller's code is not ours."""
+    if not on:
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)  # torch has no getter; off is its default

@@ -76,3 +76,16 @@ def test_seed0_is_peak_decline_grok(regime_seed0: Any, capsys: pytest.CaptureFix
     info = json.loads(capsys.readouterr().out)
     assert info["label"] == "grokking" and info["shape"] == "peak-decline-grok", info["reasons"]
     assert info["grok_step"] >= 3 * info["pre_step"]
+
+
+def test_training_flushes_denormals_only_while_it_runs(tmp_path):
+    """digits-noisy trains with denormals flushed (a ~10x CPU speed-up under heavy weight decay), but the
+    setting is process-wide: it must be off again for the caller's code (hypothesis, for one, refuses it)."""
+    import torch
+
+    from grokplug import train_preset
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
+    assert (tiny * 1.0).item() != 0.0
+    train_preset("digits-noisy", tmp_path / "run", max_steps=20, progress=False)
+    assert (tiny * 1.0).item() != 0.0, "flush-to-zero was left on after training"
