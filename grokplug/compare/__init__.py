@@ -290,9 +290,9 @@ def compare(
         out_dir.mkdir(parents=True, exist_ok=True)
         plot_paths = [Path(p) for p in plot_compare(results, run_path, out_dir)]
         results["plots"] = [os.path.relpath(p, out_dir) for p in plot_paths]
-    from ._matrix import _clean
+    from ._matrix import json_safe
 
-    results = _clean(results)
+    results = json_safe(results)
     paths = write_outputs(results, out_dir)
     n_reused = sum(bool(c.get("reused")) for c in cells)
     return CompareResult(results=results, out_dir=out_dir, paths=paths, n_computed=len(cells) - n_reused,

@@ -23,12 +23,12 @@ import numpy as np
 
 from .._atomic import atomic_path
 from .._paths import safe_filename
-from .._plot import _GROK, _PRE, plot_run
+from .._plot import GROK_COLOUR, PRE_COLOUR, plot_run
 from .._rundir import RunDir
 
 __all__ = ["plot_compare", "plot_convergence", "plot_gap_over_training", "plot_seed_spread", "plot_training_phases"]
 
-STARTS = {"pre": (_PRE, "θ_pre"), "grok": (_GROK, "θ_grok")}
+STARTS = {"pre": (PRE_COLOUR, "θ_pre"), "grok": (GROK_COLOUR, "θ_grok")}
 _FORGET, _RETAIN, _TEST = "#d62728", "#1f77b4", "#7f7f7f"
 PathLike = str | os.PathLike[str]
 
