@@ -32,7 +32,9 @@ def _get(d: Any, path: tuple[str, ...]) -> Any:
 
 def analysis_lines(analysis: Mapping[str, Any]) -> list[str]:
     """Markdown lines: one row per measure, one column per start, then CKA(θ_pre, θ_grok) per input set."""
-    starts = analysis["starts"]
+    starts = analysis.get("starts") or {}
+    if not {"pre", "grok"} <= set(starts):  # not an analyse_run result (e.g. a plugin's own analysis)
+        return []
     pre, grok = starts["pre"], starts["grok"]
     lines = [
         "## θ_pre vs θ_grok analysis (`--analysis`)", "",

@@ -207,8 +207,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         w(f"- `{flag}`{f' `{target}`' if target else ''}: {n} cell(s)\n")
     if not counts:
         w("- none\n")
-    if results.get("analysis"):
-        w("\n" + "\n".join(analysis_lines(results["analysis"])) + "\n")
+    lines = analysis_lines(results["analysis"]) if results.get("analysis") else []
+    if lines:
+        w("\n" + "\n".join(lines) + "\n")
     w("\nEvery cell and its flags are in `results.json` (`cells`, `flags`) and `cells/<key>.json`.\n")
     return out.getvalue()
 
