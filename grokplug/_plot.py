@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._detect import GrokReport, parse_record
+from ._curve_rules import parse_record
+from ._detect import GrokReport
 
 __all__ = ["plot_run"]
 
