@@ -51,7 +51,7 @@ def pooled_answer_states(model: torch.nn.Module, inputs: tuple[torch.Tensor, tor
     return ((states.to(torch.float64) * weights).sum(1) / weights.sum(1).clamp_min(1)).cpu()
 
 
-def eager_attention(model: torch.nn.Module) -> torch.nn.Module:
+def eager_attention(model: Any) -> Any:
     """The model with eager attention: PyTorch's fused CPU attention has no double backward (Hessian-vector products)."""
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")
