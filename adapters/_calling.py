@@ -1,4 +1,6 @@
-"""How adapters call a foreign method: a CUDA shim for CPU-only machines, the model's device, and what a function's signature accepts."""
+"""How adapters call a foreign method: a CUDA shim for CPU-only machines, the model's device, and what a
+function's signature accepts.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The `grokplug` commands about runs: `plugins`, `train`, `inspect`, `export` and `demo` (parsers in grokplug/cli.py)."""
+"""The `grokplug` commands about runs: `plugins`, `train`, `inspect`, `export` and `demo` (parsers in
+grokplug/cli.py).
+"""
 
 from __future__ import annotations
 

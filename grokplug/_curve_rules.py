@@ -1,4 +1,7 @@
-"""The phase detector's parameters and the rules it reads a validation curve with (reference/grokking.md §4): records, the trailing median, thresholds relative to the level at memorization, the first crossing held for k evals, the fitted late rise."""
+"""The phase detector's parameters and the rules it reads a validation curve with (reference/grokking.md §4):
+records, the trailing median, thresholds relative to the level at memorization, the first crossing held for k
+evals, the fitted late rise.
+"""
 
 from __future__ import annotations
 

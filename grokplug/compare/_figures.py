@@ -1,4 +1,6 @@
-"""The pieces every compare figure shares: the figure, its saving, percent axes, the two starts' colours and labels."""
+"""The pieces every compare figure shares: the figure, its saving, percent axes, the two starts' colours and
+labels.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Fig. 1b: the θ_pre − θ_grok gap in steps to target for checkpoints across training (reruns unlearning per checkpoint)."""
+"""Fig. 1b: the θ_pre − θ_grok gap in steps to target for checkpoints across training (reruns unlearning per
+checkpoint).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The TOFU metrics shipped as local `evaluate` modules (loaded by path, never from the hub), their source hashes, and the evaluation cache check."""
+"""The TOFU metrics shipped as local `evaluate` modules (loaded by path, never from the hub), their source
+hashes, and the evaluation cache check.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""How one (question, answer) pair becomes model inputs as open-unlearning builds them: the chat template, the ids, labels -100 over the prompt, and the IDK refusals. The datasets and the collator are in grokplug/llm/qa.py."""
+"""How one (question, answer) pair becomes model inputs as open-unlearning builds them: the chat template, the
+ids, labels -100 over the prompt, and the IDK refusals. The datasets and the collator are in
+grokplug/llm/qa.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""OU's UnlearnTrainer base: the Trainer subclass every LLM unlearning method extends (its loss hooks, the reference model, the version shims for the installed transformers). The methods are in grokplug/llm/trainers.py."""
+"""OU's UnlearnTrainer base: the Trainer subclass every LLM unlearning method extends (its loss hooks, the
+reference model, the version shims for the installed transformers). The methods are in
+grokplug/llm/trainers.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""A method's hyperparameters split into HF TrainingArguments and the trainer's own (what open-unlearning's configs mix in one dict), and the TrainingArguments grokplug builds."""
+"""A method's hyperparameters split into HF TrainingArguments and the trainer's own (what open-unlearning's
+configs mix in one dict), and the TrainingArguments grokplug builds.
+"""
 
 from __future__ import annotations
 
