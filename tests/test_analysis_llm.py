@@ -95,9 +95,13 @@ def test_compare_analysis_on_a_tofu_run(tofu_run_dir, tmp_path, capsys) -> None:
         g_f, g_r = _flat_grad(model, forget), _flat_grad(model, retain)
         cos = float(g_f @ g_r / (g_f.norm() * g_r.norm()))
         assert s["grad_alignment"]["cos"] == pytest.approx(cos, rel=1e-6, abs=1e-9)
+        assert s["grad_alignment"]["forget_grad_norm"] == pytest.approx(float(g_f.norm()), rel=1e-6)
+        assert s["grad_alignment"]["retain_grad_norm"] == pytest.approx(float(g_r.norm()), rel=1e-6)
         with torch.no_grad():
-            losses = [float(_row_nll(model, r)) for r in forget + retain]
-        assert s["train_loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-8)
+            f_losses, r_losses = [float(_row_nll(model, r)) for r in forget], [float(_row_nll(model, r)) for r in retain]
+        assert s["grad_alignment"]["forget_loss"] == pytest.approx(sum(f_losses) / len(f_losses), rel=1e-8)
+        assert s["grad_alignment"]["retain_loss"] == pytest.approx(sum(r_losses) / len(r_losses), rel=1e-8)
+        assert s["train_loss"] == pytest.approx(sum(f_losses + r_losses) / len(f_losses + r_losses), rel=1e-8)
     if refs["pre"].sha256 == refs["grok"].sha256:  # this tiny run never grokked: θ_grok fell back to θ_pre's file
         assert all(v == pytest.approx(1.0, abs=1e-9) for v in analysis["cka_pre_vs_grok"].values())
         assert analysis["starts"]["pre"]["grad_alignment"] == analysis["starts"]["grok"]["grad_alignment"]
