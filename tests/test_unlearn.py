@@ -214,6 +214,11 @@ def test_retrain_target_is_computed_for_preset_runs(modular_run_dir):
     assert again == reference
     # without data: the run's split for the domain's options (the same seeded split as `data`)
     assert grokplug.retain_only_reference(modular_run_dir, forget_rate=0.15, max_steps=300) == reference
+    # the domain-neutral entry point gives what the vision function gives, its step cap included
+    from grokplug.vision.retrain import retain_only_reference as vision_reference
+
+    direct = vision_reference(modular_run_dir, grokplug.run_data(modular_run_dir, forget_rate=0.15, seed=0), seed=0, max_steps=300)
+    assert direct == reference
     assert reference["retain_acc"] > 0.9  # it fits what it was trained on
     result = grokplug.unlearn("ga", source=modular_run_dir, start="grok", target="retrain",
                               retrain_metrics=reference, hparams={"epochs": 1})
