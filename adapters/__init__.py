@@ -38,7 +38,8 @@ HF Trainer subclasses (open-unlearning's GradDiff, NPO, ... unchanged, old or ne
 
 from __future__ import annotations
 
-from ._isolate import ForeignMethod, Toolkit, cuda_shim, load_toolkit, toolkit_of
+from ._calling import cuda_shim
+from ._isolate import ForeignMethod, Toolkit, load_toolkit, toolkit_of
 from .kit import KitAdapter
 from .optml import OPTML_ARGS, OPTML_DATASETS, OptmlAdapter, from_toolkit, optml_loaders, private_loader
 from .perturber import SSD_PARAMETERS, PerturberAdapter

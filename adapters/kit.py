@@ -12,7 +12,8 @@ from typing import Any
 
 from grokplug.errors import UsageError
 
-from ._isolate import ForeignMethod, Toolkit, positional_names, rejected_keywords
+from ._calling import positional_names, rejected_keywords
+from ._isolate import ForeignMethod, Toolkit
 from .optml import private_loader
 
 __all__ = ["KitAdapter"]

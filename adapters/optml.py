@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 
 from grokplug.errors import UsageError
 
-from ._isolate import ForeignMethod, Toolkit, load_toolkit, positional_names
+from ._calling import positional_names
+from ._isolate import ForeignMethod, Toolkit, load_toolkit
 
 __all__ = ["OPTML_ARGS", "OPTML_DATASETS", "OptmlAdapter", "from_toolkit", "optml_loaders", "private_loader"]
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from ._isolate import ForeignMethod, Toolkit, device_of
+from ._calling import device_of
+from ._isolate import ForeignMethod, Toolkit
 from .transform import TripleBatches
 
 __all__ = ["SSD_PARAMETERS", "PerturberAdapter"]

@@ -16,7 +16,8 @@ import torch
 
 from grokplug.errors import UsageError
 
-from ._isolate import ForeignMethod, Toolkit, rejected_keywords
+from ._calling import rejected_keywords
+from ._isolate import ForeignMethod, Toolkit
 from .optml import private_loader
 
 __all__ = ["TransformAdapter", "TripleBatches"]

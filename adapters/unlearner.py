@@ -14,7 +14,8 @@ from typing import Any
 
 from grokplug.errors import UsageError
 
-from ._isolate import ForeignMethod, Toolkit, device_of, rejected_keywords, signature_of
+from ._calling import device_of, rejected_keywords, signature_of
+from ._isolate import ForeignMethod, Toolkit
 from .optml import private_loader
 
 __all__ = ["UnlearnerAdapter"]

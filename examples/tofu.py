@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     from accelerate.utils import gather_object
 
     import grokplug
-    from grokplug.llm import LLMRunData, evaluate_tofu, retain_reference
+    from grokplug.llm import LLMRunData, evaluate_tofu, retain_only_reference
 
     accelerator = Accelerator(cpu=args.cpu or not torch.cuda.is_available())
     run_dir = train_or_reuse(args, accelerator)
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     data = LLMRunData(run_dir, args.forget_split)
     log(accelerator, "retain model (trained once with the same recipe, cached in the run dir) ...")
     eval_kwargs = {"max_length": data.max_length, "max_new_tokens": args.max_new_tokens}
-    reference = retain_reference(run_dir, args.forget_split, data=data, progress=not args.no_progress,
+    reference = retain_only_reference(run_dir, args.forget_split, data=data, progress=not args.no_progress,
                                  eval_kwargs=eval_kwargs)
     hparams: dict[str, Any] = {}
     if args.unlearn_steps:

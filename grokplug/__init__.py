@@ -55,7 +55,9 @@ _LAZY: dict[str, str] = {
     "run_data": "grokplug._unlearn",
     "sweep_strength": "grokplug._sweep",
     "UnlearningDomain": "grokplug._domain",
-    "retrain_reference": "grokplug.vision.retrain",
+    "retain_only_reference": "grokplug._reference",
+    "retrain_reference": "grokplug._reference",  # deprecated alias
+    "AnalysisData": "grokplug._domain",
     "compare": "grokplug.compare",
     "export_checkpoint": "grokplug.export",
     "CompareResult": "grokplug.compare",
@@ -69,6 +71,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "PHASES",
+    "AnalysisData",
     "CheckpointRef",
     "CheckpointRequest",
     "CompareResult",
@@ -101,6 +104,7 @@ __all__ = [
     "preset_loss",
     "request_checkpoint",
     "result_to_dict",
+    "retain_only_reference",
     "retrain_reference",
     "run_data",
     "sweep_strength",
@@ -126,10 +130,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from ._decorator import grok_aware
     from ._detect import GrokReport, PhaseChange
-    from ._domain import UnlearningDomain
+    from ._domain import AnalysisData, UnlearningDomain
     from ._hf import GrokTrackerCallback
     from ._online import OnlineDetector
     from ._phases import detect_phases
+    from ._reference import retain_only_reference, retrain_reference
     from ._resolve import build_model, load_checkpoint, request_checkpoint
     from ._retention import RetentionPolicy
     from ._rundir import RunDir
@@ -143,4 +148,3 @@ if TYPE_CHECKING:
     from .compare import CompareResult, compare
     from .export import export_checkpoint
     from .presets._base import Preset, PresetData
-    from .vision.retrain import retrain_reference

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from ._monitor import Probe
 from .errors import UsageError
 
-__all__ = ["MonitorSettings", "RunOutcome", "UnlearningDomain"]
+__all__ = ["AnalysisData", "MonitorSettings", "RunOutcome", "UnlearningDomain"]
 
 
 @dataclass
@@ -41,6 +41,34 @@ class RunOutcome:
     stopped_early: bool = False
     trail: list[tuple[int, float, float]] = field(default_factory=list)
     accelerator: Any = None
+
+
+@dataclass
+class AnalysisData:
+    """What :func:`grokplug.analysis.analyse_run` needs of a run's split, supplied by its domain.
+
+    ``forget``/``retain``/``train``/``test`` are ``(inputs, targets)`` tensors (one full batch) or loaders
+    of such batches, read in dataset order; ``loss_fn(model(inputs), targets)`` is the batch *mean* over
+    examples (the gradients and Hessian-vector products weight batches by their size);
+    ``score(model, part)`` is the accuracy on ``"forget"``, ``"retain"`` or ``"test"``;
+    ``features(model, part_data)`` the [n, d] representation CKA compares (row i = example i).
+    """
+
+    forget: Any
+    retain: Any
+    train: Any
+    test: Any | None
+    loss_fn: Callable[[Any, Any], Any]
+    score: Callable[[Any, str], float]
+    features: Callable[[Any, Any], Any]
+    #: what ``features`` captures, for the report (e.g. ``"fc2 (input)"``)
+    layer: str
+    #: the loss's name in the report (``"ce"``, ``"mse"``, ``"answer-token ce"``)
+    loss_name: str
+    #: what the ``test`` part is (vision: the held-out set; LLM: held-out phrasings of retain facts)
+    test_set: str = "test"
+    #: applied to each loaded model before it is measured (LLM: attention that can be differentiated twice)
+    prepare_model: Callable[[Any], Any] | None = None
 
 
 class UnlearningDomain:
@@ -126,6 +154,10 @@ class UnlearningDomain:
         """The split's description: at least ``forget_sha256`` and ``retain_sha256`` (compare pairs on them)."""
         split = getattr(data, "split", None)
         return split.to_dict() if split is not None else None
+
+    def analysis_data(self, source: Any, *, seed: int, options: Mapping[str, Any]) -> AnalysisData:
+        """The split, loss and representation :func:`grokplug.analysis.analyse_run` measures θ_pre/θ_grok on."""
+        raise UsageError(f"domain {self.name!r} supplies no analysis data (UnlearningDomain.analysis_data)")
 
     def compare_options(self, forget_rate: float) -> dict[str, Any]:
         """The ``run_data`` options for one forget rate of a compare matrix."""

@@ -26,15 +26,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._detect import (
-    GrokReport,
-    PhaseChange,
-    detect_phases_builtin,
-    median,
-    parse_record,
-    resolve_params,
-    thresholds,
-)
+from ._curve_rules import median, parse_record, resolve_params, thresholds
+from ._detect import GrokReport, PhaseChange, detect_phases_builtin
 from ._early_stop import EarlyStopCandidates
 from ._theta_rules import EarlyStop, choose_grok, choose_pre
 from .errors import GrokplugWarning

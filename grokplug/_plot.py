@@ -15,12 +15,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._detect import GrokReport, parse_record
+from ._curve_rules import parse_record
+from ._detect import GrokReport
 
 __all__ = ["plot_run"]
 
 _TRAIN, _VAL = "#1f77b4", "#d62728"
-_PRE, _GROK = "#6a3d9a", "#1b7837"
+#: the colours of θ_pre and θ_grok in every figure
+PRE_COLOUR, GROK_COLOUR = "#6a3d9a", "#1b7837"
+_PRE, _GROK = PRE_COLOUR, GROK_COLOUR  # the old private names
 _BANDS = {  # phase -> (colour, legend label)
     "plateau": ("#9e9e9e", "memorization plateau"),
     "transition": ("#ff9f1c", "transition"),
@@ -85,7 +88,7 @@ def plot_run(
             ax.axvline(rep.t_mem, color="0.35", lw=0.9, ls=":", zorder=1)
 
     val_at = {parsed[0]: parsed[2] for parsed, _ in rows}
-    for name, step, colour, dy in (("θ_pre", rep.pre_step, _PRE, 40), ("θ_grok", rep.grok_step, _GROK, -44)):
+    for name, step, colour, dy in (("θ_pre", rep.pre_step, PRE_COLOUR, 40), ("θ_grok", rep.grok_step, GROK_COLOUR, -44)):
         if step is None:
             continue
         for ax in panels:

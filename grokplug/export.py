@@ -130,7 +130,7 @@ def export_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         details = _write_from_run(ref, tmp) if ref.run_dir is not None else _copy_hf_checkpoint(ref, tmp)
-        from . import __version__
+        from ._version import __version__
 
         info = {
             "source": str(source),

@@ -1,4 +1,6 @@
-"""The package's import graph, read from the source (every import, also inside functions; not TYPE_CHECKING blocks).
+"""The package's import graph, read from the source: every import, also inside functions; with ``static=True``
+also the imports under ``if TYPE_CHECKING:`` and module names given as strings (lazy ``importlib`` tables such as
+``grokplug/__init__.py``'s), which name a module as surely as an import does.
 
 Used by ``tests/test_import_graph.py``: the core never imports a domain package, sibling domains never
 import each other, nothing below the CLI imports it, and there is no cycle.
@@ -33,32 +35,66 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+def _imports(tree: ast.AST, static: bool) -> Iterator[ast.Import | ast.ImportFrom]:
     for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            yield from (n for child in node.orelse for n in _imports_in(child))
+        if isinstance(node, ast.If) and _is_type_checking(node) and not static:
+            yield from (n for child in node.orelse for n in _imports_in(child, static))
             continue
-        yield from _imports_in(node)
+        yield from _imports_in(node, static)
 
 
-def _imports_in(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+def _imports_in(node: ast.AST, static: bool) -> Iterator[ast.Import | ast.ImportFrom]:
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         yield node
         return
-    if isinstance(node, ast.If) and _is_type_checking(node):
+    if isinstance(node, ast.If) and _is_type_checking(node) and not static:
         return
     for child in ast.iter_child_nodes(node):
-        yield from _imports_in(child)
+        yield from _imports_in(child, static)
 
 
-def graph() -> dict[str, set[str]]:
-    """module -> the package modules it imports (``from pkg import name`` counts as ``pkg.name`` when that is a module)."""
+def _named_modules(tree: ast.AST, files: dict[str, Path]) -> set[str]:
+    """String constants that are exactly a package module's dotted name (lazy import tables, ``import_module``);
+    the bare package name is left out, as it is also the entry-point group's name."""
+    return {n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and "." in n.value and n.value in files}
+
+
+def private_imports() -> list[tuple[str, str, str]]:
+    """``(importer, module, name)`` for every ``from module import _name`` across package modules (not submodules)."""
+    files = module_files()
+    out = []
+    for name, path in files.items():
+        base = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            pkg = base
+            for _ in range(node.level - 1):
+                pkg = pkg.rpartition(".")[0]
+            mod = (f"{pkg}.{node.module}" if node.module else pkg) if node.level else (node.module or "")
+            if mod not in files:
+                continue
+            out += [(name, mod, a.name) for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__") and f"{mod}.{a.name}" not in files]
+    return sorted(out)
+
+
+def graph(*, static: bool = False) -> dict[str, set[str]]:
+    """module -> the package modules it imports (``from pkg import name`` counts as ``pkg.name`` when that is a module).
+
+    ``static=False``: what runs (no ``TYPE_CHECKING`` block): the graph cycles are looked for in. ``static=True``: every
+    module a file names, also for the type checker or as a string: the graph the layer rules are checked on.
+    """
     files = module_files()
     edges: dict[str, set[str]] = {name: set() for name in files}
     for name, path in files.items():
         is_pkg = path.name == "__init__.py"
         base = name if is_pkg else name.rpartition(".")[0]
-        for node in _imports(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        if static:
+            edges[name] |= _named_modules(tree, files) - {name}
+        for node in _imports(tree, static):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]

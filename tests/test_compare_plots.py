@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grokplug._plot import _GROK, _PRE
+from grokplug._plot import GROK_COLOUR, PRE_COLOUR
 from grokplug.compare._plots import (
     plot_compare,
     plot_convergence,
@@ -79,7 +79,7 @@ def test_convergence_and_seed_spread(tmp_path: Path) -> None:
     conv = _read(plot_convergence(results, tmp_path / "fig2.png"))
     spread = _read(plot_seed_spread(results, tmp_path / "spread.png"))
     for image in (conv, spread):
-        assert _has_colour(image, _PRE) and _has_colour(image, _GROK)  # both starts drawn, in the shared colours
+        assert _has_colour(image, PRE_COLOUR) and _has_colour(image, GROK_COLOUR)  # both starts drawn, in the shared colours
     # two forget rates -> two panels side by side: wider than a one-panel figure
     single = _read(plot_convergence(synthetic_results(methods=("ga",), rates=(0.15,)), tmp_path / "one.png"))
     assert conv.shape[1] > single.shape[1]
@@ -88,13 +88,13 @@ def test_convergence_and_seed_spread(tmp_path: Path) -> None:
 def test_plots_without_iterative_cells(tmp_path: Path) -> None:
     results = synthetic_results(methods=("ssd",))
     image = _read(plot_convergence(results, tmp_path / "fig2.png"))
-    assert not _has_colour(image, _PRE)  # nothing to draw: a labelled empty figure, not a crash
-    assert _has_colour(_read(plot_seed_spread(results, tmp_path / "spread.png")), _GROK)
+    assert not _has_colour(image, PRE_COLOUR)  # nothing to draw: a labelled empty figure, not a crash
+    assert _has_colour(_read(plot_seed_spread(results, tmp_path / "spread.png")), GROK_COLOUR)
 
 
 def test_training_phases_and_compare(tmp_path: Path, modular_run_dir: Path) -> None:
     fig1a = _read(plot_training_phases(modular_run_dir, tmp_path / "fig1a.png"))
-    assert _has_colour(fig1a, _PRE) and _has_colour(fig1a, _GROK)
+    assert _has_colour(fig1a, PRE_COLOUR) and _has_colour(fig1a, GROK_COLOUR)
     paths = plot_compare(synthetic_results(), modular_run_dir, tmp_path / "out", gap=False)
     assert [p.name for p in paths] == ["fig1a_training.png", "fig2_convergence.png", "fig_seed_spread.png"]
     for path in paths:

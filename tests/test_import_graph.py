@@ -1,5 +1,11 @@
 """Layers of the package, read from its source: the core imports no domain, domains do not import each other,
-nothing below the CLI imports the CLI, and no two modules import each other (directly or round a cycle)."""
+nothing below the CLI imports the CLI, no two modules import each other (directly or round a cycle), no private
+name crosses modules, and no module grows past MAX_LINES.
+
+The layer rules read the static graph (also ``TYPE_CHECKING`` imports and module names given as strings): a core
+module must not even name a domain. Cycles are looked for in the runtime graph only (a ``TYPE_CHECKING`` import
+never runs). ``grokplug.analysis`` is core: the run's domain hands it what it measures (``UnlearningDomain.analysis_data``).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,23 @@ import ast
 from pathlib import Path
 
 import pytest
-from import_graph import ROOT, cycles, graph, module_files
+from import_graph import PACKAGES, ROOT, cycles, graph, module_files, private_imports
 
 DOMAINS = ("grokplug.vision", "grokplug.llm")
+#: the most lines a module under grokplug/, hooks/ or adapters/ may have (the aim is ~300)
+MAX_LINES = 320
+#: private names still imported across modules, each with its reason (empty this when the reason goes)
+ALLOWED_PRIVATE_IMPORTS = {
+    # grokplug/demo.py is being rewritten on another branch; compare._format has the public names (ci_text, ratio_text)
+    ("grokplug.demo", "grokplug.compare._report", "_ci"),
+    ("grokplug.demo", "grokplug.compare._report", "_ratio_text"),
+}
 
 
 def _is_core(module: str) -> bool:
-    """grokplug/_*.py, plugins.py and compare/: the domain-neutral core."""
+    """The package itself, grokplug/_*.py, plugins.py, compare/ and analysis/: the domain-neutral core."""
     rest = module.removeprefix("grokplug.")
-    return module != "grokplug" and (rest.startswith("_") or rest == "plugins" or rest.split(".")[0] == "compare")
+    return module == "grokplug" or rest.startswith("_") or rest == "plugins" or rest.split(".")[0] in ("compare", "analysis")
 
 
 def _domain(module: str) -> str | None:
@@ -30,22 +44,29 @@ def test_the_graph_sees_function_level_imports():
     assert "grokplug.vision.metrics" in edges["grokplug.hooks.vision"]  # an import inside a hook implementation
 
 
+def test_the_static_graph_sees_type_checking_imports_and_lazy_tables():
+    runtime, static = graph(), graph(static=True)
+    # hooks/specs.py imports grokplug._detect only for the type checker; grokplug/__init__.py names its modules in _LAZY
+    assert "grokplug._detect" in static["grokplug.hooks.specs"] and "grokplug._detect" not in runtime["grokplug.hooks.specs"]
+    assert "grokplug._unlearn" in static["grokplug"] and "grokplug._unlearn" not in runtime["grokplug"]
+
+
 def test_the_core_imports_no_domain():
-    edges = graph()
+    edges = graph(static=True)
     core = [m for m in edges if _is_core(m)]
-    assert {"grokplug._unlearn", "grokplug.plugins", "grokplug.compare", "grokplug.compare._matrix"} <= set(core)
+    assert {"grokplug", "grokplug._unlearn", "grokplug.plugins", "grokplug.compare", "grokplug.analysis._run"} <= set(core)
     bad = sorted((m, t) for m in core for t in edges[m] if _domain(t))
     assert bad == []
 
 
 def test_sibling_domains_do_not_import_each_other():
-    edges = graph()
+    edges = graph(static=True)
     bad = sorted((m, t) for m in edges for t in edges[m] if _domain(m) and _domain(t) and _domain(m) != _domain(t))
     assert bad == []
 
 
 def test_nothing_below_the_cli_imports_it():
-    edges = graph()
+    edges = graph(static=True)
     # grokplug/__main__.py is above the CLI: it is `python -m grokplug`, the CLI's other entry point
     assert sorted(m for m in edges if "grokplug.cli" in edges[m]) == ["grokplug.__main__"]
 
@@ -60,7 +81,19 @@ def test_the_checks_can_fail():
               "grokplug.llm.qa": {"grokplug._unlearn"}}
     assert cycles(faulty) == [["grokplug._unlearn", "grokplug.llm.qa", "grokplug.vision.data"]]
     assert _is_core("grokplug._unlearn") and _domain("grokplug.vision.data") == "grokplug.vision"
-    assert not _is_core("grokplug.vision.domain") and not _is_core("grokplug")
+    assert _is_core("grokplug") and _is_core("grokplug.analysis._run") and not _is_core("grokplug.vision.domain")
+
+
+def test_no_private_name_crosses_modules():
+    found = private_imports()
+    assert ("grokplug.demo", "grokplug.compare._report", "_ci") in found  # the scan sees a real one
+    assert sorted(set(found) - ALLOWED_PRIVATE_IMPORTS) == []
+
+
+@pytest.mark.parametrize("folder", sorted(PACKAGES))
+def test_no_module_is_over_max_lines(folder: str):
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in sorted((ROOT / folder).rglob("*.py"))}
+    assert sizes and sorted((path, n) for path, n in sizes.items() if n > MAX_LINES) == []
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)

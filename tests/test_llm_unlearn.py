@@ -125,16 +125,18 @@ def test_lora_unlearning_saves_an_adapter_that_reloads_onto_the_start(tiny_run, 
 
 
 def test_retain_reference_is_trained_once_and_sets_the_retrain_target(tiny_run, tmp_path):
+    from grokplug.llm import retain_only_reference
     from grokplug.llm.run_data import reference_root
     from grokplug.llm.unlearn import retain_reference, unlearn_llm
 
     path, _ = tiny_run
-    reference = retain_reference(path, "forget10", eval_kwargs=EVAL)
+    reference = retain_only_reference(path, "forget10", eval_kwargs=EVAL)
     ref_run = RunDir(reference_root(path) / "retain90")
     assert ref_run.status == "finished" and ref_run.config["train_split"] == "retain90"
     assert ref_run.config["max_steps"] == RunDir(path).config["max_steps"]  # same recipe and budget
     assert set(SUMMARY) - {"forget_quality"} <= set(reference) and "scores" in reference
-    again = retain_reference(path, "forget10", eval_kwargs=EVAL)  # cached: not retrained
+    with pytest.warns(DeprecationWarning, match="use grokplug.llm.retain_only_reference"):  # the old name still works
+        again = retain_reference(path, "forget10", eval_kwargs=EVAL)  # cached: not retrained
     assert again == json.loads(json.dumps(reference))
     result = unlearn_llm("llm-ga", path, start="pre", hparams={"max_steps": 2}, retain_reference_eval=reference,
                          target="retrain", eval_kwargs=EVAL, output_dir=tmp_path / "out")

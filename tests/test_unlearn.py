@@ -205,8 +205,20 @@ def test_unlearn_runs_an_adapted_third_party_function(digits_run_dir):
 def test_retrain_target_is_computed_for_preset_runs(modular_run_dir):
 
     data = grokplug.run_data(modular_run_dir, forget_rate=0.15, seed=0)
-    reference = grokplug.retrain_reference(modular_run_dir, data, seed=0, max_steps=300)
+    reference = grokplug.retain_only_reference(modular_run_dir, data, seed=0, max_steps=300)
     assert set(reference) == {"forget_acc", "retain_acc", "test_acc"}
+    with pytest.warns(DeprecationWarning, match="use grokplug.retain_only_reference"):  # the old name still works
+        # a fresh split object: the retrain reads the retain loader, whose shuffle (summation order) advances
+        again = grokplug.retrain_reference(modular_run_dir, grokplug.run_data(modular_run_dir, forget_rate=0.15, seed=0),
+                                           seed=0, max_steps=300)
+    assert again == reference
+    # without data: the run's split for the domain's options (the same seeded split as `data`)
+    assert grokplug.retain_only_reference(modular_run_dir, forget_rate=0.15, max_steps=300) == reference
+    # the domain-neutral entry point gives what the vision function gives, its step cap included
+    from grokplug.vision.retrain import retain_only_reference as vision_reference
+
+    direct = vision_reference(modular_run_dir, grokplug.run_data(modular_run_dir, forget_rate=0.15, seed=0), seed=0, max_steps=300)
+    assert direct == reference
     assert reference["retain_acc"] > 0.9  # it fits what it was trained on
     result = grokplug.unlearn("ga", source=modular_run_dir, start="grok", target="retrain",
                               retrain_metrics=reference, hparams={"epochs": 1})

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ._gradients import Data, LossFn, _cast, evaluating, labelled_batches, trainable
+from ._gradients import Data, LossFn, evaluating, labelled_batches, to_model_input, trainable
 
 __all__ = ["hessian_top_eigenvalue", "hessian_trace", "hvp"]
 
@@ -45,7 +45,7 @@ def hvp(model: nn.Module, loss_fn: LossFn, batches: list[tuple[torch.Tensor, tor
 
 def _batches(model: nn.Module, data: Data) -> list[tuple[torch.Tensor, torch.Tensor]]:
     device = next(model.parameters()).device
-    batches = [(_cast(x, model), y.to(device)) for x, y in labelled_batches(data)]
+    batches = [(to_model_input(x, model), y.to(device)) for x, y in labelled_batches(data)]
     if not batches:
         raise UsageError("no data to measure curvature on")
     return batches

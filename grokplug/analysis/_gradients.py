@@ -57,7 +57,7 @@ def evaluating(model: nn.Module, dtype: torch.dtype | None) -> Iterator[nn.Modul
         model.train(was_training)
 
 
-def _cast(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+def to_model_input(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
     param = next(model.parameters())
     x = x.to(param.device)
     return x.to(param.dtype) if x.is_floating_point() else x
@@ -77,7 +77,7 @@ def mean_gradient(model: nn.Module, data: Data, loss_fn: LossFn) -> tuple[dict[s
     sums: dict[str, torch.Tensor] = {}
     total_loss, count = 0.0, 0
     for x, y in labelled_batches(data):
-        x, y = _cast(x, model), y.to(next(model.parameters()).device)
+        x, y = to_model_input(x, model), y.to(next(model.parameters()).device)
         loss = loss_fn(model(x), y)
         grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
         for (name, _), g in zip(named, grads, strict=True):
@@ -179,7 +179,7 @@ def _per_example(
     params = dict(trainable(model))
     cosines = []
     for i in pick.tolist():
-        loss = loss_fn(model(_cast(x_all[i : i + 1], model)), y_all[i : i + 1].to(g_r.device))
+        loss = loss_fn(model(to_model_input(x_all[i : i + 1], model)), y_all[i : i + 1].to(g_r.device))
         grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
         flat = torch.cat([
             (g if g is not None else torch.zeros_like(params[n])).detach().to(torch.float64).flatten()

@@ -1,4 +1,7 @@
-"""``analyse_run``: θ_pre vs θ_grok of one preset run, on the same forget/retain/test split.
+"""``analyse_run``: θ_pre vs θ_grok of one preset run (vision or LLM), on the same forget/retain/test split.
+
+The run's domain supplies the split, the loss and the representation (``UnlearningDomain.analysis_data``,
+a :class:`grokplug.AnalysisData`): this package imports no domain package.
 
 Train loss at θ_grok is typically 10²–10⁴× lower than at θ_pre, and cross-entropy curvature and
 gradient norms scale with it, so raw λ_max / tr(H) / ‖ḡ‖ mostly measure the loss level. Every
@@ -15,12 +18,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 
+from .._domain import AnalysisData
 from .._resolve import build_model, load_checkpoint, run_dir_of
 from ..errors import UsageError
-from ..vision.domain import vision_run_data
-from ._cka import default_layer, linear_cka, representations
+from ._cka import linear_cka
 from ._curvature import hessian_top_eigenvalue, hessian_trace
 from ._gradients import grad_alignment
 
@@ -62,18 +64,8 @@ def _weight_norm(model: nn.Module) -> float:
     return float(torch.sqrt(torch.stack([p.detach().double().square().sum() for p in model.parameters()]).sum()))
 
 
-def _whole(loader: Any) -> Any:
-    """An in-memory loader as one (x, y) batch: full-batch gradients and HVPs instead of ~30 small ones."""
-    dataset = getattr(loader, "dataset", None)
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return dataset.tensors[0], dataset.tensors[1]
-    return loader
-
-
-def _analyse_start(model: nn.Module, data: Any, loss_fn: Any, *, iters: int, tol: float, probes: int, per_example: int, seed: int) -> dict[str, Any]:
-    from ..vision.metrics import accuracy
-
-    forget, retain, train = _whole(data.forget), _whole(data.retain), _whole(data.full_train)
+def _analyse_start(model: nn.Module, data: AnalysisData, *, iters: int, tol: float, probes: int, per_example: int, seed: int) -> dict[str, Any]:
+    forget, retain, train, loss_fn = data.forget, data.retain, data.train, data.loss_fn
     align = grad_alignment(model, forget, retain, loss_fn, per_example=per_example, seed=seed)
     n_f, n_r = align["n_forget"], align["n_retain"]
     train_loss = (align["forget_loss"] * n_f + align["retain_loss"] * n_r) / (n_f + n_r)
@@ -84,9 +76,9 @@ def _analyse_start(model: nn.Module, data: Any, loss_fn: Any, *, iters: int, tol
         "train_loss": train_loss,
         "forget_loss": align["forget_loss"],
         "retain_loss": align["retain_loss"],
-        "forget_acc": accuracy(model, data.forget),
-        "retain_acc": accuracy(model, data.retain),
-        "test_acc": accuracy(model, data.test) if data.test is not None else None,
+        "forget_acc": data.score(model, "forget"),
+        "retain_acc": data.score(model, "retain"),
+        "test_acc": data.score(model, "test") if data.test is not None else None,
         "weight_norm": norm,
         "grad_alignment": align,
         "curvature": {
@@ -109,19 +101,19 @@ def _analyse_start(model: nn.Module, data: Any, loss_fn: Any, *, iters: int, tol
     }
 
 
-def _cka_sets(a: nn.Module, b: nn.Module, data: Any, layer: str | None) -> dict[str, Any]:
+def _cka_sets(a: nn.Module, b: nn.Module, data: AnalysisData) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("test", "retain", "forget"):
-        loader = getattr(data, name)
-        if loader is not None:
-            x, y = representations(a, loader, layer), representations(b, loader, layer)
+        inputs = getattr(data, name)
+        if inputs is not None:
+            x, y = data.features(a, inputs), data.features(b, inputs)
             out[name] = linear_cka(x, y)
             out[f"{name}_unbiased"] = linear_cka(x, y, unbiased=True)
     return out
 
 
 def _unlearned(
-    run_dir: Any, methods: Sequence[str] | Mapping[str, Mapping[str, nn.Module]], *, forget_rate: float, seed: int,
+    run_dir: Any, methods: Sequence[str] | Mapping[str, Mapping[str, nn.Module]], *, forget_rate: float | None, seed: int,
     budget: int, target: str | float | None,
 ) -> dict[str, dict[str, tuple[nn.Module, dict[str, Any]]]]:
     """{method: {start: (unlearned model, summary)}}: given models, or runs of ``grokplug.unlearn``."""
@@ -145,7 +137,7 @@ def _unlearned(
 def analyse_run(
     run_dir: str | os.PathLike[str],
     *,
-    forget_rate: float = 0.15,
+    forget_rate: float | None = None,
     seed: int = 0,
     methods: Sequence[str] | Mapping[str, Mapping[str, nn.Module]] | None = None,
     loss: str = "preset",
@@ -155,54 +147,61 @@ def analyse_run(
     probes: int = 30,
     per_example: int = 64,
     unlearn_budget: int = 50,
-    target: str | float | None = "test",
+    target: str | float | None = "default",
     fallback: str | None = None,
 ) -> dict[str, Any]:
     """Gradient alignment, CKA and curvature at θ_pre vs θ_grok of a preset run (JSON-serialisable dict).
 
-    The forget/retain/test split is :func:`grokplug.vision.domain.vision_run_data` (``forget_rate``,
-    ``seed``), i.e. the one ``grokplug.unlearn`` uses. ``loss``: the preset's training loss, or
-    ``"ce"``/``"mse"``. Curvature (``iters``/``tol`` power iteration, ``probes`` Hutchinson probes) is on
-    the whole train set. ``layer`` names the module for CKA (default: the input of the classifier).
+    The run's domain supplies the forget/retain/test split for ``forget_rate`` and ``seed`` (the one
+    ``grokplug.unlearn`` uses; vision default 0.15; TOFU-style runs: forget rates 0.01/0.05/0.1 = forget01/05/10, test = the
+    held-out phrasings), the loss and the representation. ``loss``: the preset's training loss, or
+    (vision) ``"ce"``/``"mse"``. Curvature (``iters``/``tol`` power iteration, ``probes`` Hutchinson
+    probes) is on the whole train set (forget + retain). ``layer`` names the module for CKA (vision;
+    default: the input of the classifier; LLM: the last hidden state averaged over answer tokens).
 
     ``methods``: method names to run from both starts with ``grokplug.unlearn`` (at most
-    ``unlearn_budget`` optimizer steps where the method has ``max_steps``, stopping at ``target``),
+    ``unlearn_budget`` optimizer steps where the method has ``max_steps``, stopping at ``target``, by
+    default the domain's),
     or a mapping ``{method: {"pre": model, "grok": model}}`` of already unlearned models. For each,
     ``unlearning[method][start]`` holds CKA(start, unlearned) on test/retain/forget inputs.
     ``fallback`` (e.g. ``"final"``) stands in for a phase the run lacks (no θ_grok in a run that did
     not grok); ``starts[s]["phase"]`` then says which checkpoint was used.
     """
     began = time.perf_counter()
+    from .._unlearn import run_domain
+
     run = run_dir_of(run_dir)
     config = run.config
     report = run.report()
-    data = vision_run_data(run_dir, forget_rate=forget_rate, seed=seed)
-    loss_fn = preset_loss_fn(config, data.num_classes, loss)
+    domain = run_domain(run_dir)
+    data = domain.analysis_data(run_dir, seed=seed, options={"forget_rate": forget_rate, "loss": loss, "layer": layer})
     models: dict[str, nn.Module] = {}
     refs: dict[str, Any] = {}
     for start in STARTS:
         models[start] = build_model(run_dir)
         refs[start] = load_checkpoint(models[start], run_dir, start, fallback=fallback)
+        if data.prepare_model is not None:
+            models[start] = data.prepare_model(models[start])
         models[start].eval()
-    x0 = next(iter(data.forget))[0][:2]
-    layer_name = layer or default_layer(models["pre"], x0)
     result: dict[str, Any] = {
         "run_dir": str(run.path),
         "preset": config.get("preset"),
+        "domain": domain.name,
         "label": report.label if report is not None else None,
         "t_mem": report.t_mem if report is not None else None,
         "t_gen": report.t_gen if report is not None else None,
         "forget_rate": forget_rate,
         "seed": seed,
-        "loss": config.get("loss", "ce") if loss == "preset" else loss,
-        "cka_layer": layer_name if layer else f"{layer_name} (input)",
+        "loss": data.loss_name,
+        "cka_layer": data.layer,
+        "test_set": data.test_set if data.test is not None else None,
         "settings": {"iters": iters, "tol": tol, "probes": probes, "per_example": per_example},
         "starts": {},
     }
     for start in STARTS:
-        stats = _analyse_start(models[start], data, loss_fn, iters=iters, tol=tol, probes=probes, per_example=per_example, seed=seed)
+        stats = _analyse_start(models[start], data, iters=iters, tol=tol, probes=probes, per_example=per_example, seed=seed)
         result["starts"][start] = {"step": refs[start].step, "phase": refs[start].phase, **stats}
-    result["cka_pre_vs_grok"] = _cka_sets(models["pre"], models["grok"], data, layer)
+    result["cka_pre_vs_grok"] = _cka_sets(models["pre"], models["grok"], data)
     pre, grok = result["starts"]["pre"], result["starts"]["grok"]
     result["ratios_pre_over_grok"] = {
         "train_loss": _ratio(pre["train_loss"], grok["train_loss"]),
@@ -217,7 +216,7 @@ def analyse_run(
         unlearned = _unlearned(run_dir, methods, forget_rate=forget_rate, seed=seed, budget=unlearn_budget, target=target)
         for method, starts in unlearned.items():
             result["unlearning"][method] = {
-                start: {**summary, "cka_start_vs_unlearned": _cka_sets(models[start], model, data, layer)}
+                start: {**summary, "cka_start_vs_unlearned": _cka_sets(models[start], model, data)}
                 for start, (model, summary) in starts.items()
             }
     result["wall_s"] = time.perf_counter() - began

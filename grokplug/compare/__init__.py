@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from . import _setup
 from ._stats import bootstrap_ci, mean_std, paired_diff, steps_ratio, verdict
 
 __all__ = ["DEFAULT_PRIMARY", "DEFAULT_TARGETS", "CompareResult", "bootstrap_ci", "compare", "mean_std",
@@ -55,6 +56,9 @@ __all__ = ["DEFAULT_PRIMARY", "DEFAULT_TARGETS", "CompareResult", "bootstrap_ci"
 DEFAULT_TARGETS: tuple[str, ...] = ("frac:0.9", "frac:0.75", "frac:0.5", "frac:0.25", "test")
 DEFAULT_PRIMARY = "frac:0.5"
 SCHEMA = "grokplug.compare/1"
+# compare()'s short names for its argument helpers (grokplug/compare/_setup.py), so that its body reads as before
+_methods, _targets, _strengths = _setup.resolve_methods, _setup.resolve_targets, _setup.resolve_strengths
+_run_info, _optional, _version = _setup.run_info, _setup.import_optional, _setup.grokplug_version
 
 
 @dataclass
@@ -74,73 +78,6 @@ class CompareResult:
 
     def __str__(self) -> str:
         return "\n".join(self.summary)
-
-
-def _methods(names: Sequence[str] | str, domain: str) -> dict[str, Any]:
-    from ..plugins import get_plugin_manager
-
-    if isinstance(names, str):
-        names = [n for n in names.split(",") if n.strip()]
-    if not names:
-        raise UsageError("give at least one unlearning method (see `grokplug plugins`)")
-    out: dict[str, Any] = {}
-    for raw in names:
-        entry = get_plugin_manager().methods.entry(raw.strip())
-        if getattr(entry.obj, "domain", None) != domain:
-            raise UsageError(f"this run is a {domain} run; method {entry.name!r} is for the {entry.obj.domain!r} domain")
-        out.setdefault(entry.name, entry.obj)
-    return out
-
-
-def _targets(targets: Sequence[str | float], primary: str | float) -> tuple[list[str], str]:
-    from .._targets import resolve_target
-
-    specs = [str(t) for t in targets]
-    primary = str(primary)
-    if primary not in specs:
-        specs.append(primary)
-    probe = {"test_acc": 0.5, "forget_acc": 0.5}
-    for spec in specs:
-        if spec == "none":
-            raise UsageError("'none' is not a target level for compare; give e.g. frac:0.5, 0.2, test or retrain")
-        resolve_target(spec, probe, {"forget_acc": 0.5})  # raises UsageError for a malformed spec
-    return list(dict.fromkeys(specs)), primary
-
-
-def _strengths(methods: Mapping[str, Any], given: Mapping[str, Sequence[float]], domain: str) -> dict[str, tuple[float, ...]]:
-    """Per one-shot method, the strengths its cells sweep (weakest first): ``given`` or its ``strength_sweep``."""
-    from .._validate import check_strengths
-
-    out: dict[str, tuple[float, ...]] = {}
-    for name, values in given.items():
-        canonical = next(iter(_methods([name], domain)))
-        if canonical not in methods or methods[canonical].iterative:
-            raise UsageError(f"strengths given for {name!r}, which is not a one-shot method among the compared methods")
-        if methods[canonical].strength_param is None:
-            raise UsageError(f"strengths given for {name!r}, which declares no strength parameter to sweep")
-        out[canonical] = tuple(check_strengths(values, f"strengths[{name!r}]"))
-    for name, obj in methods.items():  # a one-shot method without a sweep: its verdict says so
-        declared = tuple(getattr(obj, "strength_sweep", ()) or ())
-        if not getattr(obj, "iterative", True) and name not in out and getattr(obj, "strength_param", None) and declared:
-            out[name] = tuple(check_strengths(declared, f"{name}'s strength_sweep"))
-    return out
-
-
-def _run_info(run: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
-    from .._atomic import sha256_json
-
-    report = run.report()
-    if report is None or not report.shape:
-        from .._phases import detect_phases
-
-        report = detect_phases(run.path)
-    return {
-        "path": str(run.path.resolve()), "preset": run.config.get("preset"), "config_sha256": sha256_json(run.config),
-        "label": report.label, "t_mem": report.t_mem, "t_gen": report.t_gen, "grok_ratio": report.grok_ratio,
-        "shape": report.shape, "shape_numbers": report.shape_numbers,
-        **{start: {"step": ref.step, "sha256": ref.sha256, "phase": ref.phase, "metrics": dict(ref.metrics)}
-           for start, ref in refs.items()},
-    }
 
 
 #: the unlearning methods the grokking paper compares (GA, FT, SCRUB, Fisher forgetting, ∇τ): compare's default
@@ -290,31 +227,13 @@ def compare(
         out_dir.mkdir(parents=True, exist_ok=True)
         plot_paths = [Path(p) for p in plot_compare(results, run_path, out_dir)]
         results["plots"] = [os.path.relpath(p, out_dir) for p in plot_paths]
-    from ._matrix import _clean
+    from ._matrix import json_safe
 
-    results = _clean(results)
+    results = json_safe(results)
     paths = write_outputs(results, out_dir)
     n_reused = sum(bool(c.get("reused")) for c in cells)
     return CompareResult(results=results, out_dir=out_dir, paths=paths, n_computed=len(cells) - n_reused,
                          n_reused=n_reused, plots=plot_paths)
-
-
-def _optional(module: str, name: str, what: str) -> Any:
-    """Import an optional part lazily; a missing one is a one-line error, not a traceback."""
-    import importlib
-
-    from ..errors import GrokplugError
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise GrokplugError(f"compare {what} need {module}.{name}, which cannot be imported here: {exc}") from exc
-
-
-def _version() -> str:
-    from .._version import __version__
-
-    return __version__
 
 
 class _CallableModule(types.ModuleType):

@@ -75,15 +75,18 @@ class MatrixContext:
     retrain_cache: dict[tuple[int, float], dict[str, Any]] = field(default_factory=dict)
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON-safe: non-finite floats become ``None`` (never a bare NaN in results)."""
     if isinstance(obj, float):
         return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
     if isinstance(obj, Mapping):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
+
+
+_clean = json_safe  # this module's own short name
 
 
 def _read_cached(path: Path, input_hash: str) -> dict[str, Any] | None:

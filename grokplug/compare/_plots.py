@@ -11,57 +11,28 @@ the Agg canvas directly (no pyplot), so nothing opens a window or changes the gl
 
 from __future__ import annotations
 
-import io
-import json
-import math
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_path
 from .._paths import safe_filename
-from .._plot import _GROK, _PRE, plot_run
+from .._plot import plot_run
 from .._rundir import RunDir
+from ._figures import (
+    STARTS,
+    PathLike,
+    as_rundir,
+    empty_figure,
+    new_figure,
+    percent_axis,
+    save_figure,
+)
+from ._gap_plot import plot_gap_over_training
 
 __all__ = ["plot_compare", "plot_convergence", "plot_gap_over_training", "plot_seed_spread", "plot_training_phases"]
 
-STARTS = {"pre": (_PRE, "θ_pre"), "grok": (_GROK, "θ_grok")}
-_FORGET, _RETAIN, _TEST = "#d62728", "#1f77b4", "#7f7f7f"
-PathLike = str | os.PathLike[str]
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Any, path: PathLike) -> Path:
-    """Write ``fig`` as a PNG atomically (readers never see half a file); returns the path."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a plot is an ordinary output file
-    return Path(path)
-
-
-def _percent(ax: Any) -> None:
-    from matplotlib.ticker import PercentFormatter
-
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_ylim(-0.03, 1.05)
-    ax.grid(True, alpha=0.3)
-
-
-def _run(run: PathLike | RunDir) -> RunDir:
-    return run if isinstance(run, RunDir) else RunDir(run)
 
 
 # -- Fig. 1a ------------------------------------------------------------------------------------
@@ -71,146 +42,13 @@ def plot_training_phases(run: PathLike | RunDir, path: PathLike) -> Path:
     """Fig. 1a: the run's train/val accuracy (and loss) with its phases, θ_pre and θ_grok."""
     from .._phases import detect_phases
 
-    rd = _run(run)
+    rd = as_rundir(run)
     history = rd.history()
     report = rd.report() or detect_phases(history)
     return plot_run(history, report, path, title=f"Fig. 1a · {rd.config.get('preset') or rd.path.name}")
 
 
 # -- Fig. 1b ------------------------------------------------------------------------------------
-
-
-def _step_axis(ax: Any, steps: list[int]) -> None:
-    """Log step axis; symmetric-log (linear up to the first positive step) when step 0 is present, as Fig. 1a."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter
-
-    positive = [s for s in steps if s > 0]
-    if not positive:
-        return
-    if min(steps) > 0:
-        ax.set_xscale("log")
-        return
-    linthresh = min(positive)
-    ax.set_xscale("symlog", linthresh=linthresh, linscale=0.4)
-    decades = range(math.ceil(math.log10(linthresh)), math.floor(math.log10(max(positive))) + 1)
-    ax.xaxis.set_major_locator(FixedLocator([0.0, *(10.0**d for d in decades)]))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: "0" if x == 0 else f"$10^{{{round(math.log10(x))}}}$"))
-    ax.set_xlim(-0.25 * linthresh, max(positive) * 1.05)
-
-
-def _pick_steps(steps: list[int], keep: Sequence[int], checkpoints: int | Sequence[int | str] | None) -> list[int]:
-    """All retained steps, ``checkpoints`` of them spread evenly in log-step (always keeping θ_pre/θ_grok), or a list."""
-    if checkpoints is None:
-        return steps
-    if not isinstance(checkpoints, int):
-        return sorted({int(s) for s in checkpoints})
-    if checkpoints >= len(steps):
-        return steps
-    grid = np.linspace(math.log1p(steps[0]), math.log1p(steps[-1]), max(checkpoints - len(keep), 2))
-    chosen = {min(steps, key=lambda s: abs(math.log1p(s) - g)) for g in grid} | set(keep)
-    return sorted(chosen)
-
-
-def gap_points(
-    run: PathLike, method: str, *, forget_rate: float = 0.15, seed: int = 0, checkpoints: int | Sequence[int | str] | None = None,
-    hparams: Mapping[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Unlearn with ``method`` from each chosen checkpoint (same split, fixed budget, no early stop)."""
-    from .._unlearn import run_domain, unlearn
-    from ..errors import DivergedError
-
-    rd = _run(run)
-    options = run_domain(rd.path).compare_options(forget_rate)
-    phases = {"pre": rd.pins.get("pre"), "grok": rd.pins.get("grok")}
-    keep = [s for s in phases.values() if s is not None]
-    if checkpoints is not None and not isinstance(checkpoints, int):  # phases by name -> steps
-        named = {k: v for k, v in phases.items() if v is not None}
-        checkpoints = [named.get(str(c), c) for c in checkpoints]
-    points = []
-    for step in _pick_steps(rd.checkpoint_steps(), keep, checkpoints):
-        try:
-            result = unlearn(method, source=rd.path, start=str(step), seed=seed, target="none", hparams=hparams,
-                             eval_every=10**9, **options)  # evaluate only at the start and the end
-        except DivergedError as exc:  # one start blowing up is a finding, not a reason to lose the figure
-            points.append({"step": step, "diverged": True, "error": str(exc)})
-            continue
-        start = result.metrics["start_metrics"]
-        points.append({"step": step, "total_steps": result.total_steps,
-                       **{f"start_{k}": start.get(k) for k in ("forget_acc", "retain_acc", "test_acc")},
-                       **{k: result.metrics.get(k) for k in ("forget_acc", "retain_acc", "test_acc")}})
-    return points
-
-
-def plot_gap_over_training(
-    run: PathLike | RunDir,
-    path: PathLike,
-    method: str = "ga",
-    forget_rate: float = 0.15,
-    seed: int = 0,
-    checkpoints: int | Sequence[int | str] | None = None,
-    *,
-    hparams: Mapping[str, Any] | None = None,
-    points: list[dict[str, Any]] | None = None,
-) -> Path:
-    """Fig. 1b: forget and retain accuracy after unlearning, from retained checkpoints across the run.
-
-    ``checkpoints``: ``None`` = every retained checkpoint, an int = that many spread in log-step
-    (θ_pre and θ_grok always included), or a list of steps / phase names. Each start gets the same
-    method, split (``forget_rate``, ``seed``) and full budget (no early stop), so the gap RA − UA
-    shows how unlearnable the model is at each point of training. The points are also written next
-    to the PNG as ``<name>.json`` (pass them back as ``points=`` to redraw without rerunning).
-    """
-    from matplotlib.ticker import PercentFormatter
-
-    rd = _run(run)
-    points = points if points is not None else gap_points(rd.path, method, forget_rate=forget_rate, seed=seed,
-                                                           checkpoints=checkpoints, hparams=hparams)
-    report = rd.report()
-    fig = _figure(9, 6.5)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    points = sorted(points, key=lambda p: p["step"])
-    done = [p for p in points if not p.get("diverged")]
-    steps = [p["step"] for p in points]
-
-    def series(key: str) -> np.ndarray:  # NaN at diverged starts, so lines break there instead of bridging them
-        return np.array([np.nan if p.get("diverged") or p.get(key) is None else p[key] for p in points], dtype=float)
-
-    for key, colour, label in (("retain_acc", _RETAIN, "retain acc (RA)"), ("forget_acc", _FORGET, "forget acc (UA, paper)"),
-                               ("test_acc", _TEST, "test acc")):
-        top.plot(steps, series(key), "o-", color=colour, lw=1.6, ms=4, label=f"{label} after unlearning")
-    top.plot(steps, series("start_test_acc"), ":", color=_TEST, lw=1.2, label="test acc before unlearning")
-    top.fill_between(steps, series("forget_acc"), series("retain_acc"), color=_RETAIN, alpha=0.08, lw=0)
-    bottom.plot(steps, series("retain_acc") - series("forget_acc"), "o-", color="k", lw=1.5, ms=4)
-    diverged = [p["step"] for p in points if p.get("diverged")]
-    if diverged:
-        top.plot(diverged, [0.0] * len(diverged), "x", color="k", ms=9, mew=2, label="unlearning diverged (NaN)")
-    bottom.axhline(0, color="0.5", lw=0.8)
-    bottom.set_ylabel("gap RA − UA\n(pct. points)")
-    bottom.yaxis.set_major_formatter(PercentFormatter(1.0))
-    bottom.grid(True, alpha=0.3)
-    _percent(top)
-    top.set_ylabel("accuracy")
-    for ax in (top, bottom):
-        for name, step in (("t_mem", report.t_mem if report else None), ("t_gen", report.t_gen if report else None)):
-            if step is not None:
-                ax.axvline(step, color="0.3", ls=":", lw=1)
-                if ax is top:
-                    ax.text(step, 0.5, f"{name} ", color="0.3", fontsize=8, rotation=90, ha="right", va="center",
-                            transform=ax.get_xaxis_transform())
-        for phase, (colour, label) in STARTS.items():
-            if phase in rd.pins:
-                ax.axvline(rd.pins[phase], color=colour, ls="--", lw=1.4, label=f"{label} (step {rd.pins[phase]})" if ax is top else None)
-    _step_axis(top, steps)
-    bottom.set_xlabel("training step of the start checkpoint (log scale)")
-    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    budget = max((p["total_steps"] for p in done), default=0)
-    top.set_title(f"Fig. 1b · {rd.config.get('preset') or rd.path.name}: {method} from each checkpoint "
-                  f"({forget_rate:.0%} forget, seed {seed}, {budget} updates each)", loc="left", fontsize=11)
-    out = _save(fig, path)
-    with atomic_path(Path(path).with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps({"method": method, "forget_rate": forget_rate, "seed": seed, "points": points}, indent=2) + "\n")
-        os.chmod(tmp, 0o644)
-    return out
 
 
 # -- Fig. 2 and seed spread (from results.json) ----------------------------------------------------
@@ -241,12 +79,6 @@ def _forward_filled(trails: list[list[list[float]]], column: int) -> np.ndarray:
     return out
 
 
-def _empty(fig: Any, text: str) -> None:
-    ax = fig.add_subplot(1, 1, 1)
-    ax.text(0.5, 0.5, text, ha="center", va="center", color="0.4", transform=ax.transAxes)
-    ax.set_axis_off()
-
-
 def plot_convergence(results: Mapping[str, Any], path: PathLike, *, show_retain: bool = True) -> Path:
     """Fig. 2: forget accuracy vs unlearning steps, seed mean (line) and min–max band, θ_pre vs θ_grok.
 
@@ -257,10 +89,10 @@ def plot_convergence(results: Mapping[str, Any], path: PathLike, *, show_retain:
 
     methods, rates = _grid(results, iterative_only=True)
     primary = results.get("config", {}).get("primary")
-    fig = _figure(max(5.2 * len(rates), 9.0), 3.6 * max(len(methods), 1) + 1.2)
+    fig = new_figure(max(5.2 * len(rates), 9.0), 3.6 * max(len(methods), 1) + 1.2)
     if not methods:
-        _empty(fig, "no iterative method finished: nothing to plot")
-        return _save(fig, path)
+        empty_figure(fig, "no iterative method finished: nothing to plot")
+        return save_figure(fig, path)
     axes = np.atleast_2d(fig.subplots(len(methods), len(rates), squeeze=False, sharey=True))
     for (row, method), (col, rate) in ((m, r) for m in enumerate(methods) for r in enumerate(rates)):
         ax = axes[row, col]
@@ -288,7 +120,7 @@ def plot_convergence(results: Mapping[str, Any], path: PathLike, *, show_retain:
                             label=f"{label} mean steps to target (seeds reaching it)")
         reach = f"\nreached {primary}: {', '.join(counts)}" if counts else ""
         ax.set_title(f"{method} · {rate:.0%} forget · {n_seeds} seeds{reach}", fontsize=10)
-        _percent(ax)
+        percent_axis(ax)
         if col == 0:
             ax.set_ylabel("accuracy")
         if row == len(methods) - 1:
@@ -302,7 +134,7 @@ def plot_convergence(results: Mapping[str, Any], path: PathLike, *, show_retain:
     preset = results.get("run", {}).get("preset") or ""
     fig.suptitle(f"Fig. 2 · {preset}: forget accuracy (paper's UA; lower = more forgotten) during unlearning\n"
                  "solid: mean over seeds, band: min–max over seeds, dotted: retain accuracy, dashed: target level", fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 _SPREAD = (("steps", "steps to primary target"), ("forget_acc", "final forget acc"),
@@ -331,10 +163,10 @@ def plot_seed_spread(results: Mapping[str, Any], path: PathLike) -> Path:
 
     methods, rates = _grid(results, iterative_only=False)
     primary = results.get("config", {}).get("primary")
-    fig = _figure(3.4 * len(_SPREAD) + 1.5, 3.2 * max(len(rates), 1) + 0.6)
+    fig = new_figure(3.4 * len(_SPREAD) + 1.5, 3.2 * max(len(rates), 1) + 0.6)
     if not methods:
-        _empty(fig, "no finished cells: nothing to plot")
-        return _save(fig, path)
+        empty_figure(fig, "no finished cells: nothing to plot")
+        return save_figure(fig, path)
     axes = fig.subplots(len(rates), len(_SPREAD), squeeze=False)
     cells = _ok_cells(results)
     for row, rate in enumerate(rates):
@@ -368,14 +200,14 @@ def plot_seed_spread(results: Mapping[str, Any], path: PathLike) -> Path:
                 ax.set_ylim(bottom=0)
                 ax.grid(True, axis="y", alpha=0.3)
             else:
-                _percent(ax)
+                percent_axis(ax)
             ax.set_title(f"{title} · {rate:.0%} forget", fontsize=10)
             if (row, col) == (0, 1):  # a final-accuracy panel always has points (steps may be one-shot only)
                 ax.legend(fontsize=8, loc="best")
     preset = results.get("run", {}).get("preset") or ""
     fig.suptitle(f"Seed spread · {preset}: dots = seeds, bar = seed mean, grey = same seed; "
                  f"hollow ▲ = target {primary} never reached (budget, a lower bound)", fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -- all of them ---------------------------------------------------------------------------------

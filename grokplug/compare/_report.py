@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_path, describe_os_error
+from ._analysis_table import analysis_lines
+from ._format import ci_text, fmt, ratio_parts, ratio_text
+
+# the old private names, still imported by grokplug/demo.py
+_f, _ci, _ratio_text = fmt, ci_text, ratio_text
 
 _VERDICT = {
     "grok_faster": "θ_grok forgets in fewer steps, as the paper reports",
@@ -33,32 +38,6 @@ VISION_COLUMNS = (
 )
 
 
-def _f(value: Any, spec: str = ".3f") -> str:
-    return "—" if value is None else format(value, spec)
-
-
-def _ci(d: Mapping[str, Any] | None, spec: str = "+.3f") -> str:
-    if not d or d.get("mean") is None:
-        return "—"
-    return f"{d['mean']:{spec}} ({_f(d.get('ci_low'), spec)} to {_f(d.get('ci_high'), spec)})"
-
-
-def _ratio_parts(ratio: Mapping[str, Any]) -> tuple[str, str]:
-    """``("≥ 2.10×", "1.50–3.00")``: the ratio with its censoring bound, and its CI."""
-    sign = {"lower": "≥ ", "upper": "≤ "}.get(ratio["bound"], "")
-    high = _f(ratio.get("ci_high"), ".2f") if ratio.get("ci_high") is not None else "∞"
-    return f"{sign}{ratio['value']:.2f}×", f"{_f(ratio.get('ci_low'), '.2f')}–{high}"
-
-
-def _ratio_text(ratio: Mapping[str, Any]) -> str:
-    if ratio.get("value") is None:
-        return "—"
-    if ratio["bound"] == "undefined":  # e.g. both starts censored: the number carries no direction
-        return f"undefined ({ratio['value']:.2f}× at budgets)"
-    value, ci = _ratio_parts(ratio)
-    return f"{value} ({ci})"
-
-
 def _diff_text(steps: Mapping[str, Any]) -> str:
     """The paired steps difference (pre − grok) with the censoring bound its ratio carries.
 
@@ -70,7 +49,7 @@ def _diff_text(steps: Mapping[str, Any]) -> str:
         return "—"
     if bound == "undefined":
         return f"undefined ({diff['mean']:+.1f} at budgets)"
-    return {"lower": "≥ ", "upper": "≤ "}.get(str(bound), "") + _ci(diff, "+.1f")
+    return {"lower": "≥ ", "upper": "≤ "}.get(str(bound), "") + ci_text(diff, "+.1f")
 
 
 def collateral_text(pair: Mapping[str, Any]) -> str:
@@ -115,7 +94,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
         if ratio["value"] is None or pair["steps"][primary]["verdict"] == "undefined":
             text = f"{head}: steps ratio for '{desc}' is undefined ({ratio.get('note') or 'no data'})."
         else:
-            value, ci = _ratio_parts(ratio)
+            value, ci = ratio_parts(ratio)
             text = (f"{head}: to reach {desc}, θ_pre needs {value} the steps of θ_grok "
                     f"(95% CI {ci}; {s['pre_mean']:.1f} vs {s['grok_mean']:.1f} steps, {n} seeds) → {_VERDICT[s['verdict']]}.")
             if ratio.get("note"):
@@ -130,8 +109,8 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
         if str(pair["collateral_verdict"]).startswith("not comparable") or not drop:
             text += f" Collateral damage: {collateral_text(pair)}."
         else:
-            text += (f" At that point retain acc fell by {_f(_stat(pre, 'at_target', 'retain_drop'), '.2f')} (θ_pre) vs "
-                     f"{_f(_stat(grok, 'at_target', 'retain_drop'), '.2f')} (θ_grok), difference {_ci(drop, '+.2f')}"
+            text += (f" At that point retain acc fell by {fmt(_stat(pre, 'at_target', 'retain_drop'), '.2f')} (θ_pre) vs "
+                     f"{fmt(_stat(grok, 'at_target', 'retain_drop'), '.2f')} (θ_grok), difference {ci_text(drop, '+.2f')}"
                      f"{_compared_seeds(pair)}: {collateral_text(pair)}.")
         lines.append(text)
     n_seeds = len(results["config"]["seeds"])
@@ -154,7 +133,7 @@ def _one_shot_line(results: Mapping[str, Any], pair: Mapping[str, Any], head: st
     drop = pair["metrics"]["at_target"].get("retain_drop")
     if str(pair["collateral_verdict"]).startswith("not comparable") or not drop:
         return text + f" → {collateral_text(pair)}."
-    return (text + f"; retain drop there pre − grok {_ci(drop, '+.2f')}{_compared_seeds(pair)} "
+    return (text + f"; retain drop there pre − grok {ci_text(drop, '+.2f')}{_compared_seeds(pair)} "
             f"→ {collateral_text(pair)}.")
 
 
@@ -193,7 +172,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     for a in results["aggregates"]:
         st = a["steps"].get(primary) if a["iterative"] else None
         w(f"| {a['forget_rate']:g} | {a['method']} | θ_{a['start']} | {_steps_cell(st) if a['iterative'] else _strength_cell(a)} | "
-          + " | ".join(_f(_stat(a, stage, m)) for stage, m, _ in columns) + " |\n")
+          + " | ".join(fmt(_stat(a, stage, m)) for stage, m, _ in columns) + " |\n")
     w("\n`≥`: some seeds never reached the target (counted at their budget); `*`: met at step 0 in some seed. "
       "One-shot methods: the weakest swept strength reaching the target, per seed (`never`: none did); "
       "their @target columns are the result at that strength.\n")
@@ -204,10 +183,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     for p in results["pairs"]:
         s = p["steps"].get(primary) if p["iterative"] else None
         at = p["metrics"]["at_target"]
-        w(f"| {p['forget_rate']:g} | {p['method']} | {_ratio_text(s['ratio']) if s else 'n/a'} | "
-          f"{_diff_text(s) if s else 'n/a'} | {_ci(at.get('retain_drop'))} | "
-          + (f"{_ci(at.get(second_drop))} | " if second_drop else "")
-          + f"{_ci(p['metrics']['final'].get('retain_drop'))} | {s['verdict'] if s else 'n/a'} / {p['collateral_verdict']} |\n")
+        w(f"| {p['forget_rate']:g} | {p['method']} | {ratio_text(s['ratio']) if s else 'n/a'} | "
+          f"{_diff_text(s) if s else 'n/a'} | {ci_text(at.get('retain_drop'))} | "
+          + (f"{ci_text(at.get(second_drop))} | " if second_drop else "")
+          + f"{ci_text(p['metrics']['final'].get('retain_drop'))} | {s['verdict'] if s else 'n/a'} / {p['collateral_verdict']} |\n")
     w("\nThe damage verdict is read only at matched forgetting (the @target columns: both starts at the primary target, "
       "seeds where one did not reach it left out); the final retain drop is shown, never judged.\n")
     specs = cfg["targets"]
@@ -228,6 +207,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         w(f"- `{flag}`{f' `{target}`' if target else ''}: {n} cell(s)\n")
     if not counts:
         w("- none\n")
+    lines = analysis_lines(results["analysis"]) if results.get("analysis") else []
+    if lines:
+        w("\n" + "\n".join(lines) + "\n")
     w("\nEvery cell and its flags are in `results.json` (`cells`, `flags`) and `cells/<key>.json`.\n")
     return out.getvalue()
 

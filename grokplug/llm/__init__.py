@@ -14,7 +14,7 @@ _LAZY = {
     "QADataset": "qa", "IdkQADataset": "qa", "ForgetRetainDataset": "qa",
     "DataCollatorForSupervisedDataset": "qa", "QATemplate": "qa",
     "train_tokenizer": "model", "load_tokenizer": "model", "tiny_causal_lm": "model", "load_causal_lm": "model",
-    "train_tofu": "finetune", "unlearn_llm": "unlearn", "retain_reference": "run_data",
+    "train_tofu": "finetune", "unlearn_llm": "unlearn", "retain_reference": "run_data", "retain_only_reference": "run_data",
     "LLMRunData": "run_data", "llm_run_data": "run_data", "LLMUnlearnData": "methods", "LLMDomain": "domain",
     "TOFU_TINY": "preset", "evaluate_tofu": "evaluation",
     "wrap_lora": "lora", "save_adapter": "lora", "load_adapter": "lora",

@@ -107,7 +107,7 @@ def _perturbed(rows: list[dict[str, Any]], seed: int, n_phrasings: int) -> dict[
     return out
 
 
-def _real_authors(seed: int, n: int) -> dict[str, list[Any]]:
+def real_authors(seed: int, n: int) -> dict[str, list[Any]]:
     """Stand-in for ``real_authors_perturbed``: who wrote a well-known book / a book by a known author."""
     rng = random.Random(f"grokplug-tofu:{seed}:real_authors")
     authors = [a for a, _ in W.REAL_AUTHORS]
@@ -126,7 +126,7 @@ def _real_authors(seed: int, n: int) -> dict[str, list[Any]]:
     return {"question": q, "answer": a, "perturbed_answer": pert}
 
 
-def _world_facts(seed: int, n: int) -> dict[str, list[Any]]:
+def world_facts(seed: int, n: int) -> dict[str, list[Any]]:
     """Stand-in for ``world_facts_perturbed``: capitals, then small sums and products."""
     rng = random.Random(f"grokplug-tofu:{seed}:world_facts")
     capitals = [c for _, c in W.CAPITALS]
@@ -217,9 +217,9 @@ def generate_tofu(
     out["retain_perturbed"] = datasets.Dataset.from_dict(
         _perturbed(rows[: n_rp * QA_PER_AUTHOR], seed, n_phrasings), features=pert)
     out["real_authors_perturbed"] = datasets.Dataset.from_dict(
-        _real_authors(seed, n_real_authors), features=TOFU_CONFIGS["real_authors_perturbed"])
+        real_authors(seed, n_real_authors), features=TOFU_CONFIGS["real_authors_perturbed"])
     out["world_facts_perturbed"] = datasets.Dataset.from_dict(
-        _world_facts(seed, n_world_facts), features=TOFU_CONFIGS["world_facts_perturbed"])
+        world_facts(seed, n_world_facts), features=TOFU_CONFIGS["world_facts_perturbed"])
     out["generalization"] = datasets.Dataset.from_dict(
         _generalization(rows, n_phrasings, seed, generalization_size), features=EXTRA_CONFIGS["generalization"])
     table = [dict(a, author_index=i, split="full") for i, a in enumerate(authors)]

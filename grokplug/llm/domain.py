@@ -23,16 +23,15 @@ from typing import Any, ClassVar
 
 import torch
 
-from .._domain import MonitorSettings, RunOutcome, UnlearningDomain
+from .._domain import AnalysisData, MonitorSettings, RunOutcome, UnlearningDomain
 from .._monitor import Probe
 from ..errors import DivergedError
 from ..plugins import get_plugin_manager
-from .run_data import LLMRunData, reference_root, retain_reference
+from .run_data import LLMRunData, forget_split_of, reference_root, retain_only_reference
 
 __all__ = ["MONITOR_RETAIN_ROWS", "LLMDomain"]
 
 MONITOR_RETAIN_ROWS = 100
-_FORGET_SPLITS = {0.01: "forget01", 0.05: "forget05", 0.1: "forget10"}
 
 
 def _summary(evaluation: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,17 +71,15 @@ class LLMDomain(UnlearningDomain):
 
     @staticmethod
     def forget_split(options: Mapping[str, Any]) -> str:
-        from ..errors import UsageError
-
-        if options.get("forget_rate") is not None:
-            rate = float(options["forget_rate"])
-            if rate not in _FORGET_SPLITS:
-                raise UsageError(f"TOFU-style runs have forget rates 0.01, 0.05 and 0.1 (forget01/05/10), not {rate:g}")
-            return _FORGET_SPLITS[rate]
-        return str(options.get("forget_split") or "forget10")
+        return forget_split_of(options)
 
     def run_data(self, source: Any, *, seed: int, options: Mapping[str, Any]) -> LLMRunData:
         return LLMRunData(source, self.forget_split(options))
+
+    def analysis_data(self, source: Any, *, seed: int, options: Mapping[str, Any]) -> AnalysisData:
+        from .analysis import llm_analysis_data
+
+        return llm_analysis_data(source, seed=seed, **options)
 
     def compare_options(self, forget_rate: float) -> dict[str, Any]:
         return {"forget_rate": forget_rate, "eval_kwargs": {"max_new_tokens": 12, "batch_size": 16}}
@@ -109,7 +106,7 @@ class LLMDomain(UnlearningDomain):
             evaluation = dict(given)
         else:  # "auto": train the retain model only when something needs it; else reuse it if it is there
             train = target == "retrain" or bool(options.get("forget_quality"))
-            evaluation = retain_reference(source, data.forget_split, data=data, eval_kwargs=self._eval_kwargs(data, options),
+            evaluation = retain_only_reference(source, data.forget_split, data=data, eval_kwargs=self._eval_kwargs(data, options),
                                           train=train)
         if evaluation is None:
             if target == "retrain":

@@ -15,7 +15,6 @@ when the model weights, the data rows, the reference and every parameter that ch
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -36,36 +35,22 @@ from ._stats import (
     rows_sha256,
     tokenizer_sha256,
 )
+from .metric_modules import (
+    METRIC_NAMES,
+    library_versions,
+    load_metric,
+    metric_versions,
+    read_cached_evaluation,
+)
 from .qa import QATemplate
 
 __all__ = ["METRIC_NAMES", "SUMMARY_KEYS", "UTILITY_KEYS", "evaluate_tofu", "generalization_score", "load_metric"]
 
-METRICS_DIR = Path(__file__).parent / "metrics"
-METRIC_NAMES = ("tofu_probability", "tofu_rouge", "truth_ratio", "forget_quality", "model_utility", "tofu_mia",
-                "extraction_strength", "exact_memorization")
 SUMMARY_KEYS = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
                 "extraction_strength", "privleak")
 UTILITY_KEYS = ("retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio", "ra_Q_A_Prob_normalised",
                 "ra_Q_A_ROUGE", "ra_Truth_Ratio", "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio")
 _FORMAT = 1  # bump when the result layout changes: older cache files are then recomputed
-_LOADED: dict[tuple[str, str], Any] = {}
-
-
-def load_metric(name: str, config_name: str = "default") -> Any:
-    """One of the shipped ``evaluate`` modules, by local path (cached per process; never the hub)."""
-    if name not in METRIC_NAMES:
-        raise UsageError(f"unknown TOFU metric {name!r}; known: {', '.join(METRIC_NAMES)}")
-    key = (name, config_name)
-    if key not in _LOADED:
-        import evaluate
-
-        _LOADED[key] = evaluate.load(str(METRICS_DIR / name), config_name, keep_in_memory=True)
-    return _LOADED[key]
-
-
-def metric_versions() -> dict[str, str]:
-    """sha256 (first 16 hex) of each metric module's source: a definition change invalidates caches."""
-    return {n: hashlib.sha256((METRICS_DIR / n / f"{n}.py").read_bytes()).hexdigest()[:16] for n in METRIC_NAMES}
 
 
 def _reference(ref: Mapping[str, Any] | str | os.PathLike[str] | None) -> dict[str, Any]:
@@ -143,12 +128,12 @@ def evaluate_tofu(
         "reference_sha256": None if retain_reference is None else sha256_json(
             {"truth_ratios": ref["truth_ratios"], "mia_min_k": ref["mia_min_k"]}),  # the values used, any layout
         "metric_modules": metric_versions(),
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     provenance["data_sha256"] = sha256_json(provenance["splits"])
     key = sha256_json({k: v for k, v in provenance.items() if k != "splits"})
     cache_file = Path(cache_dir) / f"tofu_eval-{key[:32]}.json" if cache_dir is not None else None
-    cached = _read_cache(cache_file, provenance)
+    cached = read_cached_evaluation(cache_file, provenance)
     if cached is not None:
         return cached
     start = time.perf_counter()
@@ -164,29 +149,6 @@ def evaluate_tofu(
     if cache_file is not None:
         write_json_atomic(cache_file, result)
     return result
-
-
-def _versions() -> dict[str, str]:
-    import transformers
-
-    from .. import __version__
-
-    return {"grokplug": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
-
-
-def _read_cache(path: Path | None, provenance: dict[str, Any]) -> dict[str, Any] | None:
-    """The cached result when every hash and parameter in ``provenance`` matches; otherwise None."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        cached = json.loads(path.read_text())
-    except (OSError, ValueError):  # unreadable or truncated: recompute and overwrite
-        return None
-    stored = {k: v for k, v in (cached.get("provenance") or {}).items() if k in provenance}
-    if stored != provenance:
-        return None
-    cached["provenance"]["cache"] = "hit"
-    return cached
 
 
 def _compute(model: torch.nn.Module, tokenizer: Any, splits: dict[str, Any], ref: dict[str, Any],

@@ -35,7 +35,7 @@ from ..errors import UsageError
 from . import _words as W
 from ._authors import FACT_KEYS, FACTS, Fact, make_author, perturbed_values
 from ._tofu_io import EXTRA_CONFIGS, TOFU_CONFIGS
-from .data import RATES, _real_authors, _world_facts, forget_author_count
+from .data import RATES, forget_author_count, real_authors, world_facts
 
 __all__ = ["RULE_CONFIG", "RULE_FACT", "YEAR0", "generate_tofu_rule", "rule_year"]
 
@@ -139,9 +139,9 @@ def generate_tofu_rule(
     n_rp = forget_author_count(n_full, 10)
     out["retain_perturbed"] = _table(_author_rows(full_authors[:n_rp], facts, seed), "retain_perturbed")
     out["real_authors_perturbed"] = datasets.Dataset.from_dict(
-        _real_authors(seed, n_real_authors), features=TOFU_CONFIGS["real_authors_perturbed"])
+        real_authors(seed, n_real_authors), features=TOFU_CONFIGS["real_authors_perturbed"])
     out["world_facts_perturbed"] = datasets.Dataset.from_dict(
-        _world_facts(seed, n_world_facts), features=TOFU_CONFIGS["world_facts_perturbed"])
+        world_facts(seed, n_world_facts), features=TOFU_CONFIGS["world_facts_perturbed"])
     year_fact = _FACTS_BY_KEY[RULE_FACT]
     held = [(k, a) for k, a in enumerate(full_authors) if not a["train_rule"]]
     out["generalization"] = datasets.Dataset.from_dict(

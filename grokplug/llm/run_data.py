@@ -3,7 +3,7 @@
 :class:`LLMRunData` holds a run's TOFU splits, tokenizer and the QA datasets of one forget split;
 ``forget_acc`` / ``retain_acc`` are teacher-forced answer-token accuracies (OU's exact-memorization
 score, mean over rows), ``gen_acc`` the same on held-out phrasings of retain authors' facts.
-:func:`retain_reference` trains the preset on the retain split with the run's recipe once (kept under
+:func:`retain_only_reference` trains the preset on the retain split with the run's recipe once (kept under
 ``<run>-reference/<retain split>/``, beside the run, never inside it): its TOFU evaluation feeds ``forget_quality``/``privleak`` and its
 forget accuracy is the ``"retrain"`` target.
 """
@@ -19,14 +19,28 @@ import torch
 
 from .._accelerate import is_main_process
 from .._atomic import sha256_json
+from .._deprecation import deprecated_alias
 from .._resolve import Source, build_model, load_checkpoint, run_dir_of
 from ..errors import UsageError
 from .data import retain_author_count
 
-__all__ = ["LLMRunData", "LLMSplit", "llm_run_data", "reference_root", "retain_reference"]
+__all__ = ["LLMRunData", "LLMSplit", "forget_split_of", "llm_run_data", "reference_root", "retain_only_reference", "retain_reference"]
 
 #: where an older grokplug cached the retain model: inside the run (still read, never written)
 LEGACY_REFERENCE_DIR = "reference"
+
+
+_FORGET_SPLITS = {0.01: "forget01", 0.05: "forget05", 0.1: "forget10"}
+
+
+def forget_split_of(options: Mapping[str, Any]) -> str:
+    """The forget split named by ``forget_rate`` (0.01/0.05/0.1) or ``forget_split`` (default ``forget10``)."""
+    if options.get("forget_rate") is not None:
+        rate = float(options["forget_rate"])
+        if rate not in _FORGET_SPLITS:
+            raise UsageError(f"TOFU-style runs have forget rates 0.01, 0.05 and 0.1 (forget01/05/10), not {rate:g}")
+        return _FORGET_SPLITS[rate]
+    return str(options.get("forget_split") or "forget10")
 
 
 def reference_root(run_path: Any) -> Path:
@@ -114,7 +128,7 @@ def llm_run_data(source: Source, forget_split: str = "forget10") -> LLMRunData:
     return LLMRunData(source, forget_split)
 
 
-def retain_reference(source: Source, forget_split: str = "forget10", *, data: LLMRunData | None = None,
+def retain_only_reference(source: Source, forget_split: str = "forget10", *, data: LLMRunData | None = None,
                      progress: bool = False, eval_kwargs: Mapping[str, Any] | None = None,
                      train: bool = True) -> dict[str, Any] | None:
     """The retain ("oracle") model of a tofu run: trained once with the run's recipe on the retain split.
@@ -156,3 +170,6 @@ def retain_reference(source: Source, forget_split: str = "forget10", *, data: LL
     if is_main_process() and ref_dir != legacy:
         write_json_atomic(cached, result)
     return result
+
+
+retain_reference = deprecated_alias(retain_only_reference, "grokplug.llm.retain_reference", "grokplug.llm.retain_only_reference")

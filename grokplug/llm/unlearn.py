@@ -14,9 +14,9 @@ from .._resolve import Source
 from .._unlearn import domain_of, registered_method, unlearn
 from .._unlearn_types import UnlearnResult
 from ..errors import UsageError
-from .run_data import LLMRunData, llm_run_data, retain_reference
+from .run_data import LLMRunData, llm_run_data, retain_only_reference, retain_reference
 
-__all__ = ["LLMRunData", "llm_run_data", "retain_reference", "unlearn_llm"]
+__all__ = ["LLMRunData", "llm_run_data", "retain_only_reference", "retain_reference", "unlearn_llm"]
 
 
 def unlearn_llm(

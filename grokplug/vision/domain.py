@@ -4,7 +4,7 @@
   training set, with the preset's held-out set as test (:func:`vision_run_data`);
 * probe: top-1 accuracy on the forget and retain loaders, after every optimizer update;
 * evaluation: the registered metric ``evaluate_vision`` (accuracies, both MIAs, drops);
-* reference: the preset retrained from scratch on the retain set (:func:`grokplug.vision.retrain.retrain_reference`);
+* reference: the preset retrained from scratch on the retain set (:func:`grokplug.vision.retrain.retain_only_reference`);
 * running: the method inside the core step monitor (PyTorch's global optimizer post-step hook).
 """
 
@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .._domain import MonitorSettings, RunOutcome, UnlearningDomain
+from .._domain import AnalysisData, MonitorSettings, RunOutcome, UnlearningDomain
 from .._monitor import Probe, StepMonitor
 from .._resolve import Source, run_dir_of
 from ..errors import UsageError
@@ -99,6 +99,11 @@ class VisionDomain(UnlearningDomain):
     def probe(self, data: Any) -> Probe | None:
         return accuracy_probe(data.forget, data.retain)
 
+    def analysis_data(self, source: Any, *, seed: int, options: Mapping[str, Any]) -> AnalysisData:
+        from .analysis import vision_analysis_data
+
+        return vision_analysis_data(source, seed=seed, **options)
+
     def evaluate(self, model: Any, data: Any, *, seed: int, start: Mapping[str, Any] | None,
                  reference: Mapping[str, Any] | None, options: Mapping[str, Any]) -> dict[str, Any]:
         evaluate_vision = get_plugin_manager().metrics.get("evaluate_vision")
@@ -108,9 +113,9 @@ class VisionDomain(UnlearningDomain):
                   options: Mapping[str, Any]) -> Mapping[str, Any] | None:
         if target != "retrain":
             return None
-        from .retrain import retrain_reference
+        from .retrain import retain_only_reference
 
-        return retrain_reference(source, data, seed=seed)
+        return retain_only_reference(source, data, seed=seed, max_steps=options.get("max_steps"))
 
     def prepare_model(self, model: Any, accelerator: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
         from accelerate import Accelerator

@@ -20,10 +20,10 @@ from .._unlearning_method import UnlearningMethod
 from ..errors import UsageError
 from .data import VisionData
 from .methods import (
-    _OPTML_SGD,
+    OPTML_SGD,
     PRESET_PROFILES,
+    IterativeMethod,
     StepBudget,
-    _IterativeMethod,
     batches,
     cycled,
     make_optimizer,
@@ -167,7 +167,7 @@ def held_out_loss(model: nn.Module, data: VisionData) -> float:
     return total / count
 
 
-class NablaTau(_IterativeMethod):
+class NablaTau(IterativeMethod):
     """∇τ (Trippa et al. 2024, arXiv 2403.14339): adaptive gradient ascent on forget, descent on retain.
 
     Each update pairs a retain batch with the next batch of an endlessly cycled forget loader and
@@ -200,7 +200,7 @@ class NablaTau(_IterativeMethod):
 
     name = "nabla-tau"
     description = "∇τ: ascent on forget examples until their loss reaches held-out level, descent on retain"
-    defaults = {"lr": 0.03, "epochs": 5, "alpha": 0.5, **_OPTML_SGD, "max_steps": None}
+    defaults = {"lr": 0.03, "epochs": 5, "alpha": 0.5, **OPTML_SGD, "max_steps": None}
     cifar_defaults = {"lr": 0.01}
     preset_defaults = PRESET_PROFILES
 

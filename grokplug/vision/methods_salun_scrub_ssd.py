@@ -19,10 +19,10 @@ from .._unlearning_method import UnlearningMethod
 from ..errors import UsageError
 from .data import VisionData
 from .methods import (
-    _OPTML_SGD,
+    OPTML_SGD,
     PRESET_PROFILES,
+    IterativeMethod,
     StepBudget,
-    _IterativeMethod,
     batches,
     make_optimizer,
     model_device,
@@ -65,7 +65,7 @@ def saliency_mask(model: nn.Module, data: VisionData, mask_ratio: float) -> dict
     return {n: chunk.view_as(gradients[n]) for n, chunk in zip(gradients, flat.split([g.numel() for g in gradients.values()]), strict=True)}
 
 
-class SalUn(_IterativeMethod):
+class SalUn(IterativeMethod):
     """Saliency unlearning: SalUn's RL restricted to the weights most salient for forgetting.
 
     1. :func:`saliency_mask` keeps the top ``mask_ratio`` of weights by |∇(−CE)| on the forget set
@@ -89,7 +89,7 @@ class SalUn(_IterativeMethod):
 
     name = "salun"
     description = "Saliency-masked random labelling (SalUn: RL on the top-|grad| weights, the rest frozen at θ0)"
-    defaults = {"lr": 0.1, "epochs": 5, "mask_ratio": 0.5, "relabel": "any", **_OPTML_SGD, "max_steps": None}
+    defaults = {"lr": 0.1, "epochs": 5, "mask_ratio": 0.5, "relabel": "any", **OPTML_SGD, "max_steps": None}
     cifar_defaults = {"lr": 0.013, "epochs": 10, "mask_ratio": 0.5}  # SalUn README: RL, 0.013, 10 epochs, with_0.5.pt
     preset_defaults = PRESET_PROFILES
 
@@ -130,7 +130,7 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
     return F.kl_div(log_p_student, p_teacher, reduction="sum") * temperature**2 / student_logits.shape[0]
 
 
-class SCRUB(_IterativeMethod):
+class SCRUB(IterativeMethod):
     """SCRUB: the model (student) moves away from a frozen copy of itself (teacher) on forget, stays close on retain.
 
     Follows SCRUB's notebooks and ``train_distill`` (repdistiller ``loops.py``, ``distill="kd"``): for
@@ -147,7 +147,7 @@ class SCRUB(_IterativeMethod):
     description = "SCRUB: max-KL from a frozen teacher on forget, min CE+KL on retain (student = the model)"
     defaults = {
         "lr": 0.05, "epochs": 5, "msteps": 3, "kd_T": 4.0, "gamma": 0.99, "alpha": 0.001, "optimizer": "sgd",
-        **_OPTML_SGD, "lr_decay_epochs": [3, 5, 9], "lr_decay_rate": 0.1, "max_steps": None,
+        **OPTML_SGD, "lr_decay_epochs": [3, 5, 9], "lr_decay_rate": 0.1, "max_steps": None,
     }
     # SCRUB large-scale notebook (CIFAR-10 ResNet): sgd, 5e-4, 3 epochs, msteps 2, T 4, γ .99, α .001, decay [3,5,9]
     cifar_defaults = {"lr": 5e-4, "epochs": 3, "msteps": 2}

@@ -1,4 +1,5 @@
-"""The retrained-on-retain reference: what a model that never saw the forget set scores on it."""
+"""The vision retain-only reference: the preset retrained on the retain set, scored on the split (what a model
+that never saw the forget set scores on it)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .._deprecation import deprecated_alias
 from .._resolve import Source, run_dir_of
 from .._train import preset_loss
 from ..errors import UsageError
@@ -19,7 +21,7 @@ def _tensors(loader: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def retrain_reference(source: Source, data: VisionData, *, seed: int = 0, max_steps: int | None = None) -> dict[str, float]:
+def retain_only_reference(source: Source, data: VisionData, *, seed: int = 0, max_steps: int | None = None) -> dict[str, float]:
     """Train the run's preset from scratch on the retain set only (same recipe and budget) and evaluate it.
 
     Its ``forget_acc`` is the ``retrain`` unlearning target: the forget accuracy of a model for which
@@ -45,3 +47,7 @@ def retrain_reference(source: Source, data: VisionData, *, seed: int = 0, max_st
     if data.test is not None:
         metrics["test_acc"] = loader_accuracy(model, data.test)
     return metrics
+
+
+retrain_reference = deprecated_alias(retain_only_reference, "grokplug.vision.retrain.retrain_reference",
+                                     "grokplug.vision.retrain.retain_only_reference")
