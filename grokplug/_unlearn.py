@@ -128,6 +128,9 @@ def unlearn(
     seed = check_seed(seed)
     name, method_obj = registered_method(method)
     domain = domain_of(method_obj)
+    if source is not None and preset_of(source) is not None and (ran := run_domain(source)).name != domain.name:
+        raise UsageError(f"run {run_dir_of(source).path} is a {ran.name} run; method {name!r} is for the "
+                         f"{domain.name!r} domain (see `grokplug plugins` for each method's domain)")
     domain.check_options(options)
     pm = get_plugin_manager()
     extra_metrics = {m: pm.metrics.get(m) for m in metrics}

@@ -24,7 +24,7 @@ from ._plot import plot_run
 from ._resolve import request_checkpoint
 from ._rundir import RunDir
 from ._train import train_preset
-from .compare._report import _ci, _ratio_text  # one formatting of CIs and censored ratios, as in results.md
+from .compare._format import ci_text, ratio_text
 from .plugins import get_plugin_manager
 
 #: the plateau suite (the demo before issue 12): presets that grok from a plateau
@@ -77,14 +77,14 @@ def print_comparison(name: str, results: dict) -> None:
         step = pair["steps"].get(primary, {}) if pair.get("iterative") else {}
         pre = f"{step['pre_mean']:.1f}" if step.get("pre_mean") is not None else "n/a"
         grok = f"{step['grok_mean']:.1f}" if step.get("grok_mean") is not None else "n/a"
-        ratio = _ratio_text(step["ratio"]) if step.get("ratio") else "n/a"
+        ratio = ratio_text(step["ratio"]) if step.get("ratio") else "n/a"
         if not pair.get("iterative"):  # one-shot: the weakest swept strength that reached the target, per seed
             found = (pair.get("collateral") or {}).get("strength_to_target") or {}
             pre, grok = (",".join("never" if v is None else f"{v:g}" for v in found.get(s, [])) or "n/a" for s in ("pre", "grok"))
             ratio = "n/a (one-shot: strength to target)"
         verdict = str(pair.get("collateral_verdict"))
         damage = ("not comparable" if verdict.startswith("not comparable")
-                  else _ci(pair["metrics"].get("at_target", {}).get("retain_drop"), "+.2f"))
+                  else ci_text(pair["metrics"].get("at_target", {}).get("retain_drop"), "+.2f"))
         print(f"{pair['forget_rate']:>5} {pair['method']:<7} {pre:>9} {grok:>10}  {ratio:<30} {damage:<28} "
               f"{step.get('verdict', 'n/a')} / {verdict}")
 

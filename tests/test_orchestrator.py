@@ -304,3 +304,28 @@ def test_a_start_checkpoint_changed_during_the_run_is_refused(modular_run_dir, t
     with pytest.raises(grokplug.GrokplugError, match="changed during unlearning; no result was written"):
         grokplug.unlearn("ga", source=run, start="pre", target="none", hparams={"epochs": 1}, output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_method_of_another_domain_than_the_run_is_refused_on_one_line(modular_run_dir, tmp_path, capsys):
+    """Found by the long fuzz run: an LLM method on a vision run failed deep inside with KeyError 'n_authors'."""
+    from grokplug.cli import main
+    from grokplug.errors import UsageError
+
+    with pytest.raises(UsageError, match="is a vision run; method 'llm-ga' is for the 'llm' domain"):
+        grokplug.unlearn("llm-ga", source=modular_run_dir)
+    assert main(["unlearn", str(modular_run_dir), "--method", "llm-ga", "--out", str(tmp_path / "o")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("grokplug: error: run ") and "llm-ga" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_forget_set_too_small_for_the_loss_mia_leaves_that_metric_out(modular_run_dir):
+    """Found by the long fuzz run: --forget-rate 1e-3 (4 examples) crashed in scikit-learn's stratified split."""
+    from grokplug.errors import GrokplugWarning
+
+    with pytest.warns(GrokplugWarning, match="needs at least 6 forget"):
+        result = grokplug.unlearn("ga", source=modular_run_dir, forget_rate=1e-3, target="none",
+                                  hparams={"epochs": 1})
+    assert "mia_loss_lr" not in result.metrics and "mia_svc_efficacy" in result.metrics
+    bigger = grokplug.unlearn("ga", source=modular_run_dir, forget_rate=0.15, target="none", hparams={"epochs": 1})
+    assert "mia_loss_lr" in bigger.metrics  # only the too-small split loses it

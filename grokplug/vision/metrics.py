@@ -134,6 +134,19 @@ def mia_loss_lr(model: torch.nn.Module, forget: DataLoader, test: DataLoader, se
     return float(cross_val_score(LogisticRegression(), samples, members, cv=splits, scoring="accuracy").mean())
 
 
+#: below this many examples per side, ``StratifiedShuffleSplit``'s test part cannot hold both classes
+MIA_LR_MIN_PER_SIDE = 6
+
+
+def _warn_once(message: str) -> None:
+    """A GrokplugWarning; Python's "default" filter (the CLI's) shows one message once, not per evaluation."""
+    import warnings
+
+    from ..errors import GrokplugWarning
+
+    warnings.warn(message, GrokplugWarning, stacklevel=3)
+
+
 #: The name the brief for this module used; the score is an accuracy, not an AUC.
 mia_loss_auc = mia_loss_lr
 
@@ -152,7 +165,12 @@ def evaluate_vision(
     if held_out is not None:
         result["test_acc"] = accuracy(model, held_out)
         result["mia_svc_efficacy"] = mia_svc_efficacy(model, data.retain, data.forget, held_out)
-        result["mia_loss_lr"] = mia_loss_lr(model, data.forget, held_out, seed=seed)
+        n = min(len(data.forget.dataset), len(held_out.dataset))  # type: ignore[arg-type]
+        if n >= MIA_LR_MIN_PER_SIDE:
+            result["mia_loss_lr"] = mia_loss_lr(model, data.forget, held_out, seed=seed)
+        else:  # its 10 stratified splits need both classes on both sides: left out, said once per run
+            _warn_once(f"the loss-based MIA (mia_loss_lr) needs at least {MIA_LR_MIN_PER_SIDE} forget and "
+                       f"{MIA_LR_MIN_PER_SIDE} held-out examples, this split has {n}; it is left out")
     if start is not None:
         result["retain_drop"] = float(start["retain_acc"]) - result["retain_acc"]
         if "test_acc" in result and "test_acc" in start:
