@@ -128,7 +128,8 @@ def unlearn(
     seed = check_seed(seed)
     name, method_obj = registered_method(method)
     domain = domain_of(method_obj)
-    if source is not None and preset_of(source) is not None and (ran := run_domain(source)).name != domain.name:
+    if source is not None and preset_of(source) is not None and (ran := run_domain(source)).name != domain.name \
+            and domain.name in _data_domains():  # a domain some preset's runs belong to, not e.g. @grok_aware's
         raise UsageError(f"run {run_dir_of(source).path} is a {ran.name} run; method {name!r} is for the "
                          f"{domain.name!r} domain (see `grokplug plugins` for each method's domain)")
     domain.check_options(options)
@@ -210,6 +211,12 @@ def unlearn(
                     (tmp / file_name).write_text(json.dumps(content, indent=2, default=str) + "\n")
         result.output_dir = Path(output_dir)
     return result
+
+
+def _data_domains() -> set[str]:
+    """The domains that preset runs belong to (a method of one of them needs that domain's run)."""
+    presets = get_plugin_manager().presets
+    return {getattr(presets.get(name), "unlearn_domain", "vision") for name in presets.names()}
 
 
 def preset_of(source: Source) -> str | None:
