@@ -105,12 +105,7 @@ def run_matrix(ctx: Any, specs: Sequence[Any], shard: Shard, *, show: bool) -> l
     this rank's share, then every rank's gathered."""
     from tqdm.auto import tqdm
 
-    from ._matrix import compute_cell, prepare_cell, read_cell
-
-    def one(spec: Any) -> dict[str, Any]:
-        prepared = prepare_cell(ctx, spec)
-        cached = None if ctx.recompute else read_cell(prepared)
-        return cached if cached is not None else compute_cell(ctx, prepared)
+    from ._matrix import run_cell
 
     mine = [i for i in range(len(specs)) if shard.owner(i) == shard.rank]
     desc = f"compare ({shard.label()})" if shard.sharded else "compare"
@@ -119,7 +114,7 @@ def run_matrix(ctx: Any, specs: Sequence[Any], shard: Shard, *, show: bool) -> l
         for i in mine:
             bar.set_postfix_str(specs[i].key, refresh=False)
             with single_process_env():
-                done[i] = one(specs[i])
+                done[i] = run_cell(ctx, specs[i])
             bar.update()
     if shard.sharded:
         done = _gather(done, shard)
