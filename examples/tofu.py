@@ -134,10 +134,17 @@ def print_table(rows: list[dict[str, Any]], report: Any, forget_split: str, pres
 
 
 def main(argv: list[str] | None = None) -> int:
+    import grokplug
     from grokplug.errors import GrokplugError
 
     try:
-        return run(parse_args(argv))
+        # under `accelerate launch`: SIGTERM from the launcher unwinds, and the process group is ended
+        # before Python exits (a gloo group left to exit can abort the process)
+        with grokplug.stop_cleanly():
+            return run(parse_args(argv))
+    except grokplug.Terminated:
+        print("tofu.py: stopped by SIGTERM (another rank failed or the job was cancelled)", file=sys.stderr)
+        return 143
     except GrokplugError as exc:  # a bad --model / --dataset / option: one line, not a traceback
         print(f"tofu.py: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -67,6 +67,7 @@ _LAZY: dict[str, str] = {
     "Terminated": "grokplug._signals",
     "PeerLost": "grokplug._signals",
     "stop_cleanly": "grokplug._signals",
+    "end_process_group": "grokplug._signals",
 }
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "build_model",
     "compare",
     "detect_phases",
+    "end_process_group",
     "evaluate_preset",
     "export_checkpoint",
     "get_plugin_manager",
@@ -118,7 +120,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'grokplug' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    # `compare` is a callable module: keep the module itself as the attribute (its function would shadow
+    # it, and `grokplug.compare._plots` would then fail depending on what was imported first)
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -138,7 +143,7 @@ if TYPE_CHECKING:
     from ._resolve import build_model, load_checkpoint, request_checkpoint
     from ._retention import RetentionPolicy
     from ._rundir import RunDir
-    from ._signals import PeerLost, Terminated, stop_cleanly
+    from ._signals import PeerLost, Terminated, end_process_group, stop_cleanly
     from ._sweep import sweep_strength
     from ._tracker import GrokTracker
     from ._train import evaluate_preset, preset_loss, train_preset

@@ -276,3 +276,15 @@ def test_retrain_target_is_computed_once_per_split_and_cached(modular_run_dir, t
         assert cell["targets"]["retrain"]["threshold"] == cached["metrics"]["forget_acc"]
     again = grokplug.compare(modular_run_dir, ["rl"], **kwargs)
     assert (again.n_computed, again.n_reused) == (0, 2)
+
+
+def test_grokplug_compare_stays_the_callable_module_whatever_was_imported_first():
+    # the lazy attribute once bound the function, so `grokplug.compare._plots` failed after a plain
+    # `grokplug.compare(...)` call: an order-dependent failure of the test above
+    import subprocess
+    import sys
+
+    code = ("import grokplug; first = grokplug.compare; import grokplug.compare._plots as p; "
+            "assert first is grokplug.compare and grokplug.compare._plots is p and callable(first), type(first)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

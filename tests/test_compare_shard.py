@@ -110,3 +110,56 @@ def test_cli_stopped_by_sigterm_says_so_on_one_line_and_publishes_nothing(plugin
     assert err == ["grokplug: stopped by SIGTERM (under a launcher: another rank failed or the job was cancelled); "
                    "nothing unfinished was published, and a rerun reuses what was"]  # not blamed on the plugin
     assert not out.exists() and list(tmp_path.iterdir()) == []  # no temporary directory left either
+
+
+@pytest.fixture
+def gloo_group(tmp_path):
+    """A real one-process gloo group (what ``accelerate launch`` sets up, with a world of 1)."""
+    import torch.distributed as dist
+
+    def start() -> None:
+        store = tmp_path / f"store-{len(list(tmp_path.iterdir()))}"
+        dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
+
+    yield start
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def test_leaving_stop_cleanly_ends_the_process_group(gloo_group):
+    # A gloo group left to interpreter exit aborts the process now and then ("terminate called without an
+    # active exception"); leaving the block normally or by an ordinary error destroys it first.
+    import torch.distributed as dist
+
+    gloo_group()
+    with grokplug.stop_cleanly():
+        dist.broadcast_object_list([{"step": 1}], src=0)
+    assert not dist.is_initialized()
+    gloo_group()
+    with pytest.raises(ValueError, match="bad recipe"):
+        with grokplug.stop_cleanly():
+            raise ValueError("bad recipe")
+    assert not dist.is_initialized()
+    gloo_group()
+    with pytest.raises(grokplug.GrokplugError):
+        with grokplug.stop_cleanly():
+            raise grokplug.GrokplugError("one line")
+    assert not dist.is_initialized()
+
+
+def test_after_sigterm_or_a_lost_peer_the_group_is_left_alone(gloo_group):
+    # tearing down a group whose peer is gone can block for the backend's timeout: the launcher kills us anyway
+    import torch.distributed as dist
+
+    gloo_group()
+    with pytest.raises(grokplug.Terminated):
+        with grokplug.stop_cleanly():
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert dist.is_initialized()
+    with pytest.raises(grokplug.PeerLost):
+        with grokplug.stop_cleanly():
+            raise RuntimeError("Connection reset by peer")
+    assert dist.is_initialized()
+    grokplug.end_process_group()
+    assert not dist.is_initialized()
+    grokplug.end_process_group()  # none left: nothing to do
