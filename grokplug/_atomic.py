@@ -34,7 +34,8 @@ def sha256_ints(values: Sequence[int]) -> str:
     return sha256_json([int(v) for v in values])
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename inside it) to disk, where the filesystem allows it."""
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -44,11 +45,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], *, sync: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
 
     On any error the temporary file is removed, so a crash or a full disk never leaves a
-    half-written file under the final name.
+    half-written file under the final name. ``sync=False`` skips the fsyncs: still atomic if the
+    process dies, but not durable across a power loss (see :mod:`grokplug._durability`).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -57,10 +59,12 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if sync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        if sync:
+            fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -93,7 +97,7 @@ def atomic_dir(target: str | os.PathLike[str], *, replace: bool = False, what: s
             else:
                 target.rmdir()
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -104,17 +108,39 @@ def atomic_dir(target: str | os.PathLike[str], *, replace: bool = False, what: s
         raise
 
 
-def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
+def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, *, sync: bool = True) -> None:
     """Replace ``target`` with ``data`` atomically; a failed write (disk full, read-only) is a one-line error."""
     try:
-        with atomic_path(target) as tmp:
+        with atomic_path(target, sync=sync) as tmp:
             tmp.write_bytes(data)
     except OSError as exc:
         raise describe_os_error(exc, "write", target) from exc
 
 
-def write_json_atomic(target: str | os.PathLike[str], obj: Any) -> None:
-    write_bytes_atomic(target, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+def write_json_atomic(
+    target: str | os.PathLike[str], obj: Any, *, indent_levels: int | None = None, sync: bool = True
+) -> None:
+    """Write ``obj`` as sorted, indented JSON, atomically.
+
+    ``indent_levels=n`` indents only the outer ``n`` levels of objects and writes what is inside them
+    on one line each, through json's C encoder (about 3× faster than ``indent=2``, which falls back to
+    the pure-Python encoder): for files rewritten on a hot path, such as a run's manifest.
+    """
+    text = json.dumps(obj, indent=2, sort_keys=True) if indent_levels is None else outer_indented_json(obj, indent_levels)
+    write_bytes_atomic(target, (text + "\n").encode(), sync=sync)
+
+
+_COMPACT = json.JSONEncoder(sort_keys=True)  # one instance: json.dumps builds a new encoder per call
+
+
+def outer_indented_json(obj: Any, levels: int, depth: int = 0) -> str:
+    """Sorted JSON with the outer ``levels`` of objects indented, one line per value below them."""
+    if levels <= 0 or not isinstance(obj, dict) or not obj:
+        return _COMPACT.encode(obj)
+    pad = "  " * (depth + 1)
+    items = (f"{pad}{_COMPACT.encode(str(key))}: {outer_indented_json(value, levels - 1, depth + 1)}"
+             for key, value in sorted(obj.items(), key=lambda kv: str(kv[0])))
+    return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
 
 
 def describe_os_error(

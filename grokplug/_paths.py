@@ -22,7 +22,7 @@ __all__ = ["PathLike", "check_output_dir", "check_output_file", "check_run_dir_t
 
 #: What a run directory's format owns, so what ``--overwrite`` may delete. ``tokenizer`` and ``reference``
 #: are written by the LLM domain (its tokenizer and its cached retain-only reference run).
-RUN_OWNED_FILES = ("manifest.json", "history.jsonl", "splits.json", "grok.json")
+RUN_OWNED_FILES = ("manifest.json", "manifest.durable.json", "history.jsonl", "splits.json", "grok.json")
 RUN_OWNED_FOLDERS = ("checkpoints", "tokenizer", "reference")
 #: checkpoint folders (``00000120``) and the temp folders of interrupted saves (``.tmp-00000120-xyz``)
 _CHECKPOINT_NAME = re.compile(r"^(\d{8}|\.tmp-\d{8}-.*)$")

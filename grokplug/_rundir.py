@@ -2,6 +2,7 @@
 
     RUN/
       manifest.json                       format version, run config, checkpoint table (+ sha256), pins
+      manifest.durable.json               the manifest as of the last durable point (see _durability)
       history.jsonl                       one eval record per line
       splits.json                         train/val indices and forget-eligible positions
       grok.json                           the phase report (label, θ_pre, θ_grok, reasons)
@@ -22,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import _durability
 from ._atomic import describe_os_error, write_bytes_atomic, write_json_atomic
 from ._manifest_check import manifest_problem
 from ._path_arith import resolve_inside
@@ -52,6 +54,7 @@ class RunDir:
             if not self.path.is_dir():
                 raise NotARunError(f"{self.path} is a file, not a grokplug run directory")
             raise NotARunError(f"{self.path} is not a grokplug run directory (it has no {MANIFEST})")
+        self.pending_sync = _durability.PendingSync()  # checkpoints written since the last durable point
         self.manifest = self._read_manifest()
 
     # -- creation ------------------------------------------------------------------------------
@@ -74,7 +77,7 @@ class RunDir:
             "latest_step": None,
             "pins": {},
         }
-        write_json_atomic(path / MANIFEST, manifest)
+        _durability.write_manifest(path, MANIFEST, manifest, durable=True)
         return cls(path)
 
     @staticmethod
@@ -96,7 +99,13 @@ class RunDir:
         try:
             manifest = json.loads(file.read_text())
         except (OSError, ValueError) as exc:
-            raise RunDirError(f"cannot read {file}: {exc}") from exc
+            recovered = _durability.recover_from_durable_copy(self.path) if isinstance(exc, ValueError) else None
+            if recovered is None:
+                raise RunDirError(f"cannot read {file}: {exc}") from exc
+            manifest, gone = recovered  # a power loss between durable points (see _durability)
+            warnings.warn(f"{file} is unreadable ({exc}); read the run as of its last durable point "
+                          f"({_durability.DURABLE_COPY}){', without steps ' + ', '.join(gone) if gone else ''}",
+                          GrokplugWarning, stacklevel=3)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise RunDirError(f"{file} is not a grokplug run manifest")
         version = manifest.get("format_version")
@@ -114,8 +123,12 @@ class RunDir:
         self.manifest = self._read_manifest()
         return self
 
-    def write_manifest(self) -> None:
-        write_json_atomic(self.path / MANIFEST, self.manifest)
+    def write_manifest(self, *, durable: bool = True) -> None:
+        """Replace ``manifest.json`` atomically; ``durable``: a durable point (see :mod:`grokplug._durability`)."""
+        if durable:
+            named = ((self.path / e["path"]).parent for e in self.manifest.get("checkpoints", {}).values())
+            self.pending_sync.flush(named)
+        _durability.write_manifest(self.path, MANIFEST, self.manifest, durable=durable)
 
     @property
     def run_info(self) -> dict[str, Any]:
@@ -256,8 +269,8 @@ class RunDir:
         except (OSError, ValueError) as exc:
             raise RunDirError(f"cannot read {file}: {exc}") from exc
 
-    def write_report(self, report: Any) -> None:
-        write_json_atomic(self.path / REPORT, report.to_dict())
+    def write_report(self, report: Any, *, durable: bool = True) -> None:
+        write_json_atomic(self.path / REPORT, report.to_dict(), sync=durable)
 
     def report(self) -> Any:
         """The stored phase report, or ``None`` if the run has not written one yet."""

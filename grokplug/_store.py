@@ -5,6 +5,8 @@ Nothing here ever unpickles: a ``.pt``/``.bin`` pickle archive is recognised and
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
@@ -17,8 +19,10 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from safetensors.torch import save as save_bytes
 
-from ._atomic import describe_os_error, sha256_file, write_json_atomic
+from ._atomic import describe_os_error, fsync_dir, outer_indented_json, sha256_file
+from ._durability import write_file as write_checkpoint_file
 from ._rundir import CHECKPOINTS, RunDir, checkpoint_dirname
 from .errors import CheckpointIntegrityError
 
@@ -98,75 +102,90 @@ def save_checkpoint(
     meta: Mapping[str, Any],
     *,
     optimizer: OptimizerSnapshot | None = None,
+    drop_optimizer: Iterable[int] = (),
+    delete: Iterable[int] = (),
+    durable: bool = True,
 ) -> dict[str, Any]:
     """Write one checkpoint and name it in the manifest. Returns its manifest entry.
 
     The folder is assembled under a temporary name and renamed into place, then the manifest is
     replaced atomically: a crash at any point leaves the previous manifest and checkpoints intact.
+    ``drop_optimizer``/``delete`` prune older checkpoints (:func:`prune_checkpoints`) in the same
+    manifest write, so a tracker save costs one manifest write, not two. ``durable=False`` (the
+    tracker's saves between durable points) skips the fsyncs; see :mod:`grokplug._durability`.
     """
     root = run.path / CHECKPOINTS
     final = root / checkpoint_dirname(step)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{checkpoint_dirname(step)}-", dir=root))
+        # serialised in memory and hashed from the bytes: no second read of each file
+        weights = save_bytes(dict(tensors), metadata={"format": "pt", "step": str(step)})
+        digest = hashlib.sha256(weights).hexdigest()
+        entry: dict[str, Any] = {
+            "path": f"{CHECKPOINTS}/{final.name}/{WEIGHTS}",
+            "meta": f"{CHECKPOINTS}/{final.name}/{META}",
+            "sha256": digest,
+            "bytes": len(weights),
+        }
+        meta_out = {**dict(meta), "step": int(step), "sha256": digest, "weights": WEIGHTS}
+        files = {WEIGHTS: weights}
+        if optimizer is not None:
+            opt_tensors, structure = optimizer
+            files[OPTIMIZER] = save_bytes(dict(opt_tensors))
+            meta_out["optimizer"] = structure
+            entry["optimizer"] = f"{CHECKPOINTS}/{final.name}/{OPTIMIZER}"
+            entry["optimizer_sha256"] = hashlib.sha256(files[OPTIMIZER]).hexdigest()
+        files[META] = (outer_indented_json(meta_out, 1) + "\n").encode()  # json's C encoder: a third of indent=2's time
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
         try:
-            write_safetensors(tensors, tmp / WEIGHTS, metadata={"format": "pt", "step": str(step)})
-            digest = sha256_file(tmp / WEIGHTS)
-            meta_out = {**dict(meta), "step": int(step), "sha256": digest, "weights": WEIGHTS}
-            entry: dict[str, Any] = {
-                "path": f"{CHECKPOINTS}/{final.name}/{WEIGHTS}",
-                "meta": f"{CHECKPOINTS}/{final.name}/{META}",
-                "sha256": digest,
-                "bytes": (tmp / WEIGHTS).stat().st_size,
-            }
-            if optimizer is not None:
-                opt_tensors, structure = optimizer
-                write_safetensors(opt_tensors, tmp / OPTIMIZER)
-                meta_out["optimizer"] = structure
-                entry["optimizer"] = f"{CHECKPOINTS}/{final.name}/{OPTIMIZER}"
-                entry["optimizer_sha256"] = sha256_file(tmp / OPTIMIZER)
-            write_json_atomic(tmp / META, meta_out)
+            for name, data in files.items():
+                write_checkpoint_file(tmp / name, data, sync=durable)
             if final.exists():  # re-saving a step after a resume: replace the stale copy
                 shutil.rmtree(final)
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        run.manifest.setdefault("checkpoints", {})[str(int(step))] = entry
+        if durable:
+            fsync_dir(root)  # the rename is on disk before the manifest names the folder
+        else:
+            run.pending_sync.add(final)
+        entries = run.manifest.setdefault("checkpoints", {})
+        entries[str(int(step))] = entry
         latest = run.manifest.get("latest_step")
         run.manifest["latest_step"] = int(step) if latest is None else max(int(latest), int(step))
-        run.write_manifest()
+        stale_files, stale_folders = _unlist(run, drop_optimizer, (s for s in delete if int(s) != int(step)))
+        run.write_manifest(durable=durable)
     except OSError as exc:
         raise describe_os_error(exc, f"save checkpoint {step} in", run.path) from exc
+    _remove(stale_files, stale_folders)
     return entry
 
 
 def drop_optimizer_state(run: RunDir, step: int) -> None:
     """Delete the optimizer state of an older checkpoint (only the latest is needed to resume)."""
-    entry = run.manifest.get("checkpoints", {}).get(str(int(step)))
-    if not entry or "optimizer" not in entry:
-        return
-    path = run.resolve_inside(entry.pop("optimizer"))
-    entry.pop("optimizer_sha256", None)
-    run.write_manifest()
-    path.unlink(missing_ok=True)
+    prune_checkpoints(run, drop_optimizer=[step])
 
 
 def delete_checkpoint(run: RunDir, step: int) -> None:
     """Remove a checkpoint from the manifest first, then from disk (a crash leaves only an orphan)."""
-    entries = run.manifest.get("checkpoints", {})
-    entry = entries.pop(str(int(step)), None)
-    if entry is None:
-        return
-    run.write_manifest()
-    shutil.rmtree(run.resolve_inside(entry["path"]).parent, ignore_errors=True)
+    prune_checkpoints(run, delete=[step])
 
 
 def prune_checkpoints(run: RunDir, *, drop_optimizer: Iterable[int] = (), delete: Iterable[int] = ()) -> None:
-    """:func:`drop_optimizer_state` and :func:`delete_checkpoint` for many steps with one manifest write.
+    """Drop the optimizer state of ``drop_optimizer`` and delete the ``delete`` checkpoints, with one manifest write.
 
-    Same crash order as each of them (the manifest stops naming the files, then they are removed), but
-    one atomic manifest write (two fsyncs) per tracker save instead of one per step touched.
+    The manifest stops naming the files first, then they are removed: a crash in between leaves only
+    orphans, which :func:`clean_orphans` removes on the next open.
     """
+    files, folders = _unlist(run, drop_optimizer, delete)
+    if not files and not folders:
+        return
+    run.write_manifest()
+    _remove(files, folders)
+
+
+def _unlist(run: RunDir, drop_optimizer: Iterable[int], delete: Iterable[int]) -> tuple[list[Path], list[Path]]:
+    """Take the given optimizer states and checkpoints out of the in-memory manifest; returns what to remove."""
     entries = run.manifest.get("checkpoints", {})
     files: list[Path] = []
     folders: list[Path] = []
@@ -179,13 +198,20 @@ def prune_checkpoints(run: RunDir, *, drop_optimizer: Iterable[int] = (), delete
         entry = entries.pop(str(int(step)), None)
         if entry is not None:
             folders.append(run.resolve_inside(entry["path"]).parent)
-    if not files and not folders:
-        return
-    run.write_manifest()
+    return files, folders
+
+
+def _remove(files: Iterable[Path], folders: Iterable[Path]) -> None:
     for path in files:
         path.unlink(missing_ok=True)
     for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+        for name in (WEIGHTS, OPTIMIZER, META):  # what a checkpoint holds: cheaper than walking it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / name)
+        try:
+            os.rmdir(folder)
+        except OSError:  # something else in there (or already gone)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def clean_orphans(run: RunDir) -> list[str]:

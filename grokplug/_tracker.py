@@ -11,8 +11,10 @@ One object serves three kinds of loop:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,9 @@ class GrokTracker(RunOpening):
     :param retention: which checkpoints to keep (default: log-spaced plus detector candidates).
     :param detector_params: overrides for the phase detector.
     :param async_save: write checkpoints on a background thread.
+    :param durable_every_s: seconds between durable points. Every save is atomic (a killed process
+        loses nothing written), but only a durable point is fsynced against a power loss: every
+        ``durable_every_s``, at :meth:`flush` and at :meth:`close` (see ``grokplug._durability``).
     :param resume: continue an unfinished run found in ``run_dir``; ``False`` refuses an existing run.
     :param overwrite: delete an existing grokplug run in ``run_dir`` and start afresh.
     """
@@ -60,6 +65,7 @@ class GrokTracker(RunOpening):
         retention: RetentionPolicy | None = None,
         detector_params: Mapping[str, Any] | None = None,
         async_save: bool = True,
+        durable_every_s: float = 30.0,
         resume: bool = True,
         overwrite: bool = False,
         accelerator: Any = None,
@@ -70,6 +76,8 @@ class GrokTracker(RunOpening):
         self.save_every = save_every
         self.retention = retention or RetentionPolicy()
         self.detector_params = dict(detector_params or {})
+        self.durable_every_s = float(durable_every_s)
+        self._last_durable = time.monotonic()
         self.accelerator = accelerator
         self.is_main = is_main_process_of(accelerator)
         self._pm = get_plugin_manager()
@@ -137,7 +145,7 @@ class GrokTracker(RunOpening):
             self._submit_save(step, record, model, optimizer)
         if change is not None:
             change = replace(change, run_dir=self.path)
-            self.run.write_report(self.detector.report())
+            self._writer.submit(partial(self.run.write_report, self.detector.report(), durable=False))
             self._pm.phase_changed(change)
         return change
 
@@ -160,11 +168,20 @@ class GrokTracker(RunOpening):
 
         def job() -> None:
             previous = run.latest_step
-            entry = _store.save_checkpoint(run, step, tensors, meta, optimizer=opt)
-            # only the latest optimizer state is needed to resume; pruned steps go in the same manifest write
+            # only the latest optimizer state is needed to resume
             stale_opt = [previous] if opt is not None and previous is not None and previous != step else []
-            keep = self.retention.keep(run.checkpoint_steps(), protected | set(run.pins.values()))
-            _store.prune_checkpoints(run, drop_optimizer=stale_opt, delete=set(run.checkpoint_steps()) - keep)
+            saved = set(run.checkpoint_steps()) | {step}
+            keep = self.retention.keep(saved, protected | set(run.pins.values()))
+            if step not in keep:  # a policy that would delete it at once: not worth serialising
+                _store.prune_checkpoints(run, delete=saved - keep - {step})
+                return
+            # what retention drops goes out in the same manifest write that names the new checkpoint
+            now = time.monotonic()
+            durable = now - self._last_durable >= self.durable_every_s
+            entry = _store.save_checkpoint(run, step, tensors, meta, optimizer=opt, drop_optimizer=stale_opt,
+                                           delete=saved - keep, durable=durable)
+            if durable:
+                self._last_durable = now
             ref = CheckpointRef(
                 phase="candidate", step=step, path=run.resolve_inside(entry["path"]), sha256=entry["sha256"],
                 metrics=dict(record), run_dir=run.path, provider="tracker",
@@ -187,8 +204,11 @@ class GrokTracker(RunOpening):
         return self._final or self.detector.report()
 
     def flush(self) -> None:
-        """Wait for pending checkpoint writes."""
+        """Wait for pending checkpoint writes, then make what was written durable (fsynced)."""
         self._writer.flush()
+        if self.is_main and self.run is not None:
+            self.run.write_manifest()
+            self._last_durable = time.monotonic()
 
     def close(self) -> GrokReport:
         """Finish the run: wait for writes, detect phases, pin θ_pre/θ_grok, write ``grok.json``."""
@@ -239,6 +259,8 @@ class GrokTracker(RunOpening):
         else:  # keep what was written; the run stays resumable
             try:
                 self._writer.close()
+                if self.is_main and self.run is not None:
+                    self.run.write_manifest()  # a durable point for the resume
             finally:
                 self._closed = True
                 self._lock.release()

@@ -153,13 +153,13 @@ def test_disk_full_mid_save_leaves_previous_state_intact(run, monkeypatch):
 
     _store.save_checkpoint(run, 10, _tensors(), {})
     manifest_before = (run.path / "manifest.json").read_bytes()
-    real_save = _store.save_file
+    real_write = _store.write_checkpoint_file
 
-    def save_then_fail(tensors, filename, metadata=None):
-        real_save(tensors, filename, metadata=metadata)  # bytes hit the disk, then the disk fills up
+    def write_then_fail(path, data, sync):
+        real_write(path, data[: len(data) // 2], sync=sync)  # half the bytes hit the disk, then the disk fills up
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_store, "save_file", save_then_fail)
+    monkeypatch.setattr(_store, "write_checkpoint_file", write_then_fail)
     with pytest.raises(GrokplugError, match="cannot save checkpoint 20 in .*: the disk is full"):
         _store.save_checkpoint(run, 20, _tensors(), {})
     assert (run.path / "manifest.json").read_bytes() == manifest_before

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 import grokplug
-from grokplug import _rundir, _store
+from grokplug import _durability, _rundir, _store
 from grokplug._atomic import atomic_path
 
 STEPS, EVAL_EVERY = 200, 10
@@ -75,36 +75,32 @@ def _stop_here(ready: Path) -> None:
 
 
 def _pause_in_weights(step: int, ready: Path) -> None:
-    real = _store.save_file
+    real = _store.write_checkpoint_file
 
-    def save_file(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
-        path = Path(filename)
+    def write_checkpoint_file(path, data, sync):  # noqa: ANN001, ANN202
         if path.name == _store.WEIGHTS and path.parent.name.startswith(f".tmp-{step:08d}-"):
-            from safetensors.torch import save
-
-            data = save(tensors, metadata=metadata)
             with open(path, "wb") as fh:  # half the bytes are on disk when the kill comes
                 fh.write(data[: len(data) // 2])
                 fh.flush()
                 os.fsync(fh.fileno())
             _stop_here(ready)
-        return real(tensors, filename, metadata=metadata)
+        return real(path, data, sync=sync)
 
-    _store.save_file = save_file
+    _store.write_checkpoint_file = write_checkpoint_file
 
 
 def _pause_in_manifest(step: int, ready: Path) -> None:
-    real = _rundir.write_json_atomic
+    real = _durability.write_json_atomic
 
-    def write_json_atomic(target, obj):  # noqa: ANN001, ANN202
+    def write_json_atomic(target, obj, **kwargs):  # noqa: ANN001, ANN202
         if Path(target).name == _rundir.MANIFEST and str(step) in obj.get("checkpoints", {}):
             data = json.dumps(obj).encode()
             with atomic_path(target) as tmp:  # the same temp-then-rename a real manifest write uses
                 tmp.write_bytes(data[: len(data) // 2])
                 _stop_here(ready)
-        return real(target, obj)
+        return real(target, obj, **kwargs)
 
-    _rundir.write_json_atomic = write_json_atomic
+    _durability.write_json_atomic = write_json_atomic  # the manifest is written through _durability
 
 
 def main() -> None:
