@@ -18,6 +18,7 @@ class BackgroundWriter:
     def __init__(self, max_pending: int = 2, name: str = "grokplug-saver") -> None:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
+        self._failed = False  # stays set once a job failed: the jobs queued behind it never run
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -27,9 +28,10 @@ class BackgroundWriter:
             try:
                 if job is None:
                     return
-                if self._error is None:  # after a failure, drop the rest: the caller will be told
+                if not self._failed:  # after a failure, drop the rest, even once the caller was told
                     job()
             except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+                self._failed = True
                 self._error = exc
             finally:
                 self._queue.task_done()
@@ -41,6 +43,11 @@ class BackgroundWriter:
 
     def submit(self, job: Callable[[], None]) -> None:
         self._raise_pending()
+        if self._failed:
+            from .errors import GrokplugError
+
+            raise GrokplugError("an earlier checkpoint save failed (reported then); this tracker saves nothing "
+                                "more: close it, fix the cause and resume the run")
         self._queue.put(job)
 
     def flush(self) -> None:

@@ -134,3 +134,30 @@ def test_a_save_prunes_in_the_same_manifest_write(tmp_path, monkeypatch):
     assert "optimizer" not in run.checkpoint_entry(20) and "optimizer" in run.checkpoint_entry(30)
     assert not (run.path / "checkpoints" / "00000010").exists()
     assert not (run.path / "checkpoints" / "00000020" / "optimizer.safetensors").exists()
+
+
+def test_after_a_failed_save_the_queued_saves_never_run():
+    # a failure is reported at the next submit; saves queued behind it must not land afterwards (a
+    # resume then starts at the last save before the failure, as the run's history says)
+    import threading
+
+    from grokplug._saver import BackgroundWriter
+    from grokplug.errors import GrokplugError
+
+    writer = BackgroundWriter(max_pending=4)
+    release = threading.Event()
+    ran = []
+
+    def fail() -> None:
+        release.wait(10)
+        raise OSError("disk gone")
+
+    writer.submit(fail)
+    writer.submit(lambda: ran.append(2))  # queued while the first one still runs
+    release.set()
+    with pytest.raises(OSError, match="disk gone"):
+        writer.flush()
+    with pytest.raises(GrokplugError, match="saves nothing more"):
+        writer.submit(lambda: ran.append(3))
+    writer.close()
+    assert ran == []
