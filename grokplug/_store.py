@@ -202,11 +202,13 @@ def _unlist(run: RunDir, drop_optimizer: Iterable[int], delete: Iterable[int]) -
 
 
 def _remove(files: Iterable[Path], folders: Iterable[Path]) -> None:
+    """Delete what the manifest no longer names; a file that will not go is an orphan, cleaned on resume."""
     for path in files:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.unlink()
     for folder in folders:
         for name in (WEIGHTS, OPTIMIZER, META):  # what a checkpoint holds: cheaper than walking it
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(folder / name)
         try:
             os.rmdir(folder)

@@ -76,7 +76,9 @@ class GrokTracker(RunOpening):
         self.save_every = save_every
         self.retention = retention or RetentionPolicy()
         self.detector_params = dict(detector_params or {})
-        self.durable_every_s = float(durable_every_s)
+        self.durable_every_s = finite_metric(durable_every_s, "durable_every_s")
+        if self.durable_every_s < 0:
+            raise UsageError(f"durable_every_s must be >= 0 seconds, got {durable_every_s}")
         self._last_durable = time.monotonic()
         self.accelerator = accelerator
         self.is_main = is_main_process_of(accelerator)

@@ -161,3 +161,12 @@ def test_after_a_failed_save_the_queued_saves_never_run():
         writer.submit(lambda: ran.append(3))
     writer.close()
     assert ran == []
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), "soon"])
+def test_a_durable_interval_that_is_not_a_number_of_seconds_is_refused(tmp_path, bad):
+    from grokplug.errors import UsageError
+
+    with pytest.raises(UsageError, match="durable_every_s"):
+        grokplug.GrokTracker(tmp_path / "run", durable_every_s=bad)
+    assert not (tmp_path / "run" / "manifest.json").exists()
