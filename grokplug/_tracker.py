@@ -10,6 +10,7 @@ One object serves three kinds of loop:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -262,7 +263,9 @@ class GrokTracker(RunOpening):
             try:
                 self._writer.close()
                 if self.is_main and self.run is not None:
-                    self.run.write_manifest()  # a durable point for the resume
+                    # a durable point for the resume, best effort: the error that is unwinding is the news
+                    with contextlib.suppress(Exception):
+                        self.run.write_manifest()
             finally:
                 self._closed = True
                 self._lock.release()
