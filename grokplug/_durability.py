@@ -31,15 +31,13 @@ DURABLE_COPY = "manifest.durable.json"
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.safetensors", "meta.json")
 
 
-def write_file(path: Path, data: bytes, *, sync: bool) -> None:
-    """Create ``path`` holding ``data`` (flushed to disk if ``sync``); a failed write raises ``OSError``."""
+def write_file(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data`` (a durable point flushes it); a failed write raises ``OSError``."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        if sync:
-            os.fsync(fd)
     finally:
         os.close(fd)
 

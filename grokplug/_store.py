@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors.torch import save as save_bytes
 
-from ._atomic import describe_os_error, fsync_dir, outer_indented_json, sha256_file
+from ._atomic import describe_os_error, outer_indented_json, sha256_file
 from ._durability import write_file as write_checkpoint_file
 from ._rundir import CHECKPOINTS, RunDir, checkpoint_dirname
 from .errors import CheckpointIntegrityError
@@ -138,17 +138,14 @@ def save_checkpoint(
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
         try:
             for name, data in files.items():
-                write_checkpoint_file(tmp / name, data, sync=durable)
+                write_checkpoint_file(tmp / name, data)
             if final.exists():  # re-saving a step after a resume: replace the stale copy
                 shutil.rmtree(final)
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if durable:
-            fsync_dir(root)  # the rename is on disk before the manifest names the folder
-        else:
-            run.pending_sync.add(final)
+        run.pending_sync.add(final)  # a durable manifest write flushes it (files, then the folder) first
         entries = run.manifest.setdefault("checkpoints", {})
         entries[str(int(step))] = entry
         latest = run.manifest.get("latest_step")

@@ -155,8 +155,8 @@ def test_disk_full_mid_save_leaves_previous_state_intact(run, monkeypatch):
     manifest_before = (run.path / "manifest.json").read_bytes()
     real_write = _store.write_checkpoint_file
 
-    def write_then_fail(path, data, sync):
-        real_write(path, data[: len(data) // 2], sync=sync)  # half the bytes hit the disk, then the disk fills up
+    def write_then_fail(path, data):
+        real_write(path, data[: len(data) // 2])  # half the bytes hit the disk, then the disk fills up
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(_store, "write_checkpoint_file", write_then_fail)

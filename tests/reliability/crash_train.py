@@ -77,14 +77,14 @@ def _stop_here(ready: Path) -> None:
 def _pause_in_weights(step: int, ready: Path) -> None:
     real = _store.write_checkpoint_file
 
-    def write_checkpoint_file(path, data, sync):  # noqa: ANN001, ANN202
+    def write_checkpoint_file(path, data):  # noqa: ANN001, ANN202
         if path.name == _store.WEIGHTS and path.parent.name.startswith(f".tmp-{step:08d}-"):
             with open(path, "wb") as fh:  # half the bytes are on disk when the kill comes
                 fh.write(data[: len(data) // 2])
                 fh.flush()
                 os.fsync(fh.fileno())
             _stop_here(ready)
-        return real(path, data, sync=sync)
+        return real(path, data)
 
     _store.write_checkpoint_file = write_checkpoint_file
 
