@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,41 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+# Temp names: pid, a per-process token and a counter. tempfile's random names cost a run's hot path
+# (a tracker save writes several) far more than this, and exclusive creation still guards collisions.
+_TOKEN = secrets.token_hex(3)
+_COUNTER = itertools.count()
+
+
+def create_temp(parent: Path, prefix: str, suffix: str, create: Callable[[Path], Any]) -> tuple[Path, Any]:
+    """Create a fresh ``parent/<prefix><unique><suffix>`` with ``create`` (which must refuse an existing name).
+
+    Returns the path and what ``create`` returned (a file descriptor, or ``None`` for a folder).
+    """
+    while True:
+        path = parent / f"{prefix}{os.getpid()}-{_TOKEN}-{next(_COUNTER)}{suffix}"
+        try:
+            return path, create(path)
+        except FileExistsError:  # another process reused a pid with the same token: try the next name
+            continue
+
+
+def make_private_dir(path: Path) -> None:
+    os.mkdir(path, 0o700)  # as tempfile.mkdtemp made it
+
+
+def _open_new(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def _open_temp_beside(target: Path) -> tuple[Path, int]:
+    try:
+        return create_temp(target.parent, f".{target.name}.", ".tmp", _open_new)
+    except FileNotFoundError:  # the folder is not there yet: make it once, not on every write
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return create_temp(target.parent, f".{target.name}.", ".tmp", _open_new)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], *, sync: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
@@ -53,10 +89,8 @@ def atomic_path(target: str | os.PathLike[str], *, sync: bool = True) -> Iterato
     process dies, but not durable across a power loss (see :mod:`grokplug._durability`).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp, fd = _open_temp_beside(target)
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         if sync:
@@ -89,7 +123,7 @@ def atomic_dir(target: str | os.PathLike[str], *, replace: bool = False, what: s
     tmp: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        tmp, _ = create_temp(target.parent, f".{target.name}.", "", make_private_dir)
         yield tmp
         if target.exists():
             if target.is_dir() and replace:
@@ -110,11 +144,28 @@ def atomic_dir(target: str | os.PathLike[str], *, replace: bool = False, what: s
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, *, sync: bool = True) -> None:
     """Replace ``target`` with ``data`` atomically; a failed write (disk full, read-only) is a one-line error."""
+    target = Path(target)
+    tmp: Path | None = None
     try:
-        with atomic_path(target, sync=sync) as tmp:
-            tmp.write_bytes(data)
-    except OSError as exc:
-        raise describe_os_error(exc, "write", target) from exc
+        tmp, fd = _open_temp_beside(target)  # written through the descriptor it was created with: no reopen
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+        if sync:
+            fsync_dir(target.parent)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(exc, OSError):
+            raise describe_os_error(exc, "write", target) from exc
+        raise
 
 
 def write_json_atomic(

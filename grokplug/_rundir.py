@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,8 @@ class RunDir:
                 raise NotARunError(f"{self.path} is a file, not a grokplug run directory")
             raise NotARunError(f"{self.path} is not a grokplug run directory (it has no {MANIFEST})")
         self.pending_sync = _durability.PendingSync()  # checkpoints written since the last durable point
+        self._written: dict[str, dict[str, Path]] = {}  # step -> {manifest path: file} this object wrote
+        self._checkpoints_root: Path | None = None
         self.manifest = self._read_manifest()
 
     # -- creation ------------------------------------------------------------------------------
@@ -159,6 +161,23 @@ class RunDir:
     def resolve_inside(self, relative: str) -> Path:
         """A manifest path, refused unless it stays inside the run directory."""
         return resolve_inside(self.path, relative, what=f"manifest of {self.path}")
+
+    def checkpoints_root(self) -> Path:
+        """``checkpoints/``, resolved once and refused if it leads out of the run."""
+        if self._checkpoints_root is None:
+            self._checkpoints_root = self.resolve_inside(CHECKPOINTS)
+        return self._checkpoints_root
+
+    def wrote_checkpoint(self, step: int, files: Iterable[str]) -> None:
+        """Note that this object just wrote checkpoint ``step`` with these file names."""
+        folder = self.checkpoints_root() / checkpoint_dirname(step)
+        self._written[str(int(step))] = {f"{CHECKPOINTS}/{folder.name}/{name}": folder / name for name in files}
+
+    def checkpoint_file(self, step: int, relative: str) -> Path:
+        """A file of checkpoint ``step`` named by the manifest, refused unless it stays inside the run.
+        One this object wrote needs no symlink walk (that costs a tracker save more than its writes)."""
+        known = self._written.get(str(int(step)), {}).get(relative)
+        return known if known is not None else self.resolve_inside(relative)
 
     def checkpoint_steps(self) -> list[int]:
         return sorted(int(s) for s in self.manifest.get("checkpoints", {}))

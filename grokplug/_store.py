@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from safetensors.torch import save as save_bytes
 
-from ._atomic import describe_os_error, outer_indented_json, sha256_file
+from ._atomic import create_temp, describe_os_error, make_private_dir, outer_indented_json, sha256_file
 from ._durability import write_file as write_checkpoint_file
 from ._rundir import CHECKPOINTS, RunDir, checkpoint_dirname
 from .errors import CheckpointIntegrityError
@@ -49,6 +47,22 @@ def write_safetensors(
             raise
         code = int(match.group(1))
         raise OSError(code, os.strerror(code), str(path)) from exc
+
+
+def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """Write a safetensors file; returns its sha256 and size.
+
+    Written by safetensors' own file writer, which releases the GIL (``save`` to bytes holds it, and a
+    background save holding the GIL stalls the training thread), then hashed from the page cache.
+    """
+    write_safetensors(tensors, path, metadata)
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        size = 0
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def snapshot_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -114,37 +128,38 @@ def save_checkpoint(
     manifest write, so a tracker save costs one manifest write, not two. ``durable=False`` (the
     tracker's saves between durable points) skips the fsyncs; see :mod:`grokplug._durability`.
     """
-    root = run.path / CHECKPOINTS
+    root = run.checkpoints_root()  # refused before anything is written if it leads out of the run
     final = root / checkpoint_dirname(step)
     try:
-        # serialised in memory and hashed from the bytes: no second read of each file
-        weights = save_bytes(dict(tensors), metadata={"format": "pt", "step": str(step)})
-        digest = hashlib.sha256(weights).hexdigest()
-        entry: dict[str, Any] = {
-            "path": f"{CHECKPOINTS}/{final.name}/{WEIGHTS}",
-            "meta": f"{CHECKPOINTS}/{final.name}/{META}",
-            "sha256": digest,
-            "bytes": len(weights),
-        }
-        meta_out = {**dict(meta), "step": int(step), "sha256": digest, "weights": WEIGHTS}
-        files = {WEIGHTS: weights}
-        if optimizer is not None:
-            opt_tensors, structure = optimizer
-            files[OPTIMIZER] = save_bytes(dict(opt_tensors))
-            meta_out["optimizer"] = structure
-            entry["optimizer"] = f"{CHECKPOINTS}/{final.name}/{OPTIMIZER}"
-            entry["optimizer_sha256"] = hashlib.sha256(files[OPTIMIZER]).hexdigest()
-        files[META] = (outer_indented_json(meta_out, 1) + "\n").encode()  # json's C encoder: a third of indent=2's time
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+        tmp, _ = create_temp(root, f".tmp-{final.name}-", "", make_private_dir)
         try:
-            for name, data in files.items():
-                write_checkpoint_file(tmp / name, data)
-            if final.exists():  # re-saving a step after a resume: replace the stale copy
+            digest, size = _write_tensors(tmp / WEIGHTS, tensors, {"format": "pt", "step": str(step)})
+            entry: dict[str, Any] = {
+                "path": f"{CHECKPOINTS}/{final.name}/{WEIGHTS}",
+                "meta": f"{CHECKPOINTS}/{final.name}/{META}",
+                "sha256": digest,
+                "bytes": size,
+            }
+            meta_out = {**dict(meta), "step": int(step), "sha256": digest, "weights": WEIGHTS}
+            files = [WEIGHTS, META]
+            if optimizer is not None:
+                opt_tensors, meta_out["optimizer"] = optimizer
+                entry["optimizer"] = f"{CHECKPOINTS}/{final.name}/{OPTIMIZER}"
+                entry["optimizer_sha256"], _ = _write_tensors(tmp / OPTIMIZER, opt_tensors)
+                files.append(OPTIMIZER)
+            # json's C encoder: a third of indent=2's time
+            write_checkpoint_file(tmp / META, (outer_indented_json(meta_out, 1) + "\n").encode())
+            try:
+                os.replace(tmp, final)
+            except OSError:  # re-saving a step after a resume: replace the stale copy (rare: no check first)
+                if not final.is_dir():
+                    raise
                 shutil.rmtree(final)
-            os.replace(tmp, final)
+                os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        run.wrote_checkpoint(step, files)
         run.pending_sync.add(final)  # a durable manifest write flushes it (files, then the folder) first
         entries = run.manifest.setdefault("checkpoints", {})
         entries[str(int(step))] = entry
@@ -181,35 +196,41 @@ def prune_checkpoints(run: RunDir, *, drop_optimizer: Iterable[int] = (), delete
     _remove(files, folders)
 
 
-def _unlist(run: RunDir, drop_optimizer: Iterable[int], delete: Iterable[int]) -> tuple[list[Path], list[Path]]:
-    """Take the given optimizer states and checkpoints out of the in-memory manifest; returns what to remove."""
+def _unlist(
+    run: RunDir, drop_optimizer: Iterable[int], delete: Iterable[int]
+) -> tuple[list[Path], list[tuple[Path, list[Path]]]]:
+    """Take the given optimizer states and checkpoints out of the in-memory manifest; returns what to remove:
+    files, and folders with the files the manifest named in them."""
     entries = run.manifest.get("checkpoints", {})
     files: list[Path] = []
-    folders: list[Path] = []
+    folders: list[tuple[Path, list[Path]]] = []
     for step in drop_optimizer:
         entry = entries.get(str(int(step)))
         if entry and "optimizer" in entry:
-            files.append(run.resolve_inside(entry.pop("optimizer")))
+            files.append(run.checkpoint_file(step, entry.pop("optimizer")))
             entry.pop("optimizer_sha256", None)
     for step in delete:
         entry = entries.pop(str(int(step)), None)
         if entry is not None:
-            folders.append(run.resolve_inside(entry["path"]).parent)
+            folder = run.checkpoint_file(step, entry["path"]).parent
+            named = [run.checkpoint_file(step, entry[key]) for key in ("path", "meta", "optimizer") if key in entry]
+            folders.append((folder, [path for path in named if path.parent == folder]))
+    if folders and run.manifest.get("latest_step") is not None and str(run.manifest["latest_step"]) not in entries:
+        run.manifest["latest_step"] = max((int(s) for s in entries), default=None)  # the latest was deleted
     return files, folders
 
 
-def _remove(files: Iterable[Path], folders: Iterable[Path]) -> None:
+def _remove(files: Iterable[Path], folders: Iterable[tuple[Path, list[Path]]]) -> None:
     """Delete what the manifest no longer names; a file that will not go is an orphan, cleaned on resume."""
     for path in files:
         with contextlib.suppress(OSError):
-            path.unlink()
-    for folder in folders:
-        for name in (WEIGHTS, OPTIMIZER, META):  # what a checkpoint holds: cheaper than walking it
-            with contextlib.suppress(OSError):
-                os.unlink(folder / name)
-        try:
+            os.unlink(path)
+    for folder, named in folders:
+        try:  # the files the manifest named: cheaper than walking the folder
+            for path in named:
+                os.unlink(path)
             os.rmdir(folder)
-        except OSError:  # something else in there (or already gone)
+        except OSError:  # something else in there, or already gone
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -186,7 +186,7 @@ class GrokTracker(RunOpening):
             if durable:
                 self._last_durable = now
             ref = CheckpointRef(
-                phase="candidate", step=step, path=run.resolve_inside(entry["path"]), sha256=entry["sha256"],
+                phase="candidate", step=step, path=run.checkpoint_file(step, entry["path"]), sha256=entry["sha256"],
                 metrics=dict(record), run_dir=run.path, provider="tracker",
             )
             self._pm.checkpoint_saved(ref)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,7 @@ def test_a_torn_manifest_is_read_from_the_durable_copy_without_the_checkpoints_g
     gone = named[0]
     # a power loss later: the folder of a checkpoint pruned after the durable point is gone, and the
     # manifest replaced without fsync came back empty
-    _store._remove([], [run_dir / "checkpoints" / f"{gone:08d}"])
+    shutil.rmtree(run_dir / "checkpoints" / f"{gone:08d}")
     (run_dir / "manifest.json").unlink()  # the renamed-in inode came back empty
     (run_dir / "manifest.json").write_text("")
     with pytest.warns(GrokplugWarning, match=f"last durable point .*without steps {gone}"):

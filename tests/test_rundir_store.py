@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -184,3 +185,76 @@ def test_retention_is_stable_online():
         alive.add(step)
         alive &= policy.keep(alive)
     assert alive == policy.keep(range(0, 5001, 50))
+
+
+def test_the_entry_records_the_written_file_and_its_size(run):
+    entry = _store.save_checkpoint(run, 5, _tensors(3.0), {})
+    weights = run.path / entry["path"]
+    assert entry["bytes"] == weights.stat().st_size
+    assert entry["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()  # hashed independently here
+    assert sorted(p.name for p in weights.parent.iterdir()) == ["meta.json", "model.safetensors"]
+    assert (weights.parent.stat().st_mode & 0o777) == 0o700  # as tempfile.mkdtemp made the folder
+
+
+def test_re_saving_a_step_replaces_the_stale_copy(run):
+    _store.save_checkpoint(run, 7, _tensors(1.0), {})
+    (run.path / "checkpoints" / "00000007" / "stray.txt").write_text("left by an earlier run")
+    entry = _store.save_checkpoint(run, 7, _tensors(4.0), {})
+    assert torch.equal(_store.load_weights(run.weights_path(7), entry["sha256"])["w"], torch.full((3, 2), 4.0))
+    assert not (run.path / "checkpoints" / "00000007" / "stray.txt").exists()
+
+
+def test_deleting_the_latest_checkpoint_moves_latest_step_back(run):
+    for step in (10, 20, 30):
+        _store.save_checkpoint(run, step, _tensors(), {})
+    _store.delete_checkpoint(run, 30)
+    assert run.latest_step == 20 and RunDir(run.path).latest_step == 20
+    _store.delete_checkpoint(run, 10)
+    assert run.latest_step == 20
+    _store.delete_checkpoint(run, 20)
+    assert run.latest_step is None and run.checkpoint_steps() == []
+
+
+def test_a_checkpoint_another_process_wrote_is_resolved_before_deleting(run, tmp_path):
+    _store.save_checkpoint(run, 10, _tensors(), {})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.safetensors").write_text("someone else's file")
+    reopened = RunDir(run.path)  # this object did not write step 10: its paths are not trusted
+    folder = run.path / "checkpoints" / "00000010"
+    for child in folder.iterdir():
+        child.unlink()
+    folder.rmdir()
+    folder.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafePathError):
+        _store.delete_checkpoint(reopened, 10)
+    assert (outside / "model.safetensors").read_text() == "someone else's file"
+
+
+def test_deleting_a_checkpoint_never_unlinks_a_file_of_another_one(run):
+    _store.save_checkpoint(run, 10, _tensors(), {})
+    _store.save_checkpoint(run, 20, _tensors(), {})
+    run.manifest["checkpoints"]["10"]["meta"] = "checkpoints/00000020/meta.json"  # an edited manifest
+    _store.delete_checkpoint(run, 10)
+    assert (run.path / "checkpoints" / "00000020" / "meta.json").is_file()
+    assert not (run.path / "checkpoints" / "00000010").exists()
+
+
+def test_temp_names_are_unique_and_a_taken_name_is_skipped(tmp_path):
+    from grokplug._atomic import create_temp, write_bytes_atomic
+
+    taken: list[str] = []
+
+    def create(path):
+        if not taken:  # the first name is already taken (another process with the same pid and token)
+            taken.append(path.name)
+            raise FileExistsError(path)
+        path.mkdir()
+
+    made, _ = create_temp(tmp_path, ".x.", ".tmp", create)
+    assert made.name != taken[0] and made.is_dir() and made.name.startswith(".x.") and made.name.endswith(".tmp")
+    names = {create_temp(tmp_path, ".y.", ".tmp", lambda p: p.touch(exist_ok=False))[0].name for _ in range(50)}
+    assert len(names) == 50
+    write_bytes_atomic(tmp_path / "sub" / "f.json", b"{}", sync=False)  # its folder is made on first use
+    assert (tmp_path / "sub" / "f.json").read_bytes() == b"{}"
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.json"]  # no temp file left

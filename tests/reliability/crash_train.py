@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors.torch import save
 
 import grokplug
 from grokplug import _durability, _rundir, _store
@@ -75,18 +76,19 @@ def _stop_here(ready: Path) -> None:
 
 
 def _pause_in_weights(step: int, ready: Path) -> None:
-    real = _store.write_checkpoint_file
+    real = _store.write_safetensors
 
-    def write_checkpoint_file(path, data):  # noqa: ANN001, ANN202
-        if path.name == _store.WEIGHTS and path.parent.name.startswith(f".tmp-{step:08d}-"):
+    def write_safetensors(tensors, path, metadata=None):  # noqa: ANN001, ANN202
+        if Path(path).name == _store.WEIGHTS and Path(path).parent.name.startswith(f".tmp-{step:08d}-"):
+            data = save(dict(tensors), metadata=dict(metadata) if metadata else None)
             with open(path, "wb") as fh:  # half the bytes are on disk when the kill comes
                 fh.write(data[: len(data) // 2])
                 fh.flush()
                 os.fsync(fh.fileno())
             _stop_here(ready)
-        return real(path, data)
+        return real(tensors, path, metadata)
 
-    _store.write_checkpoint_file = write_checkpoint_file
+    _store.write_safetensors = write_safetensors  # the weights are written through it
 
 
 def _pause_in_manifest(step: int, ready: Path) -> None:
