@@ -35,6 +35,13 @@ def sha256_ints(values: Sequence[int]) -> str:
     return sha256_json([int(v) for v in values])
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than it was given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def fsync_dir(path: Path) -> None:
     """Flush a directory's entries (a rename inside it) to disk, where the filesystem allows it."""
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
@@ -149,9 +156,7 @@ def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, *, sync: boo
     try:
         tmp, fd = _open_temp_beside(target)  # written through the descriptor it was created with: no reopen
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             if sync:
                 os.fsync(fd)
         finally:

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ._atomic import fsync_dir, write_json_atomic
+from ._atomic import fsync_dir, write_all, write_json_atomic
 
 DURABLE_COPY = "manifest.durable.json"
 _SERIAL_FSYNCS = 6  # more files than this are fsynced by a few threads at once
@@ -38,9 +38,7 @@ def write_file(path: Path, data: bytes) -> None:
     """Create ``path`` holding ``data`` (a durable point flushes it); a failed write raises ``OSError``."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     finally:
         os.close(fd)
 

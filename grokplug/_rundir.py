@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _durability
-from ._atomic import describe_os_error, write_bytes_atomic, write_json_atomic
+from ._atomic import describe_os_error, write_all, write_bytes_atomic, write_json_atomic
 from ._manifest_check import manifest_problem
 from ._path_arith import resolve_inside
 from .errors import FormatVersionError, GrokplugWarning, NotARunError, RunDirError, UnsafePathError
@@ -253,15 +253,14 @@ class RunDir:
         return found
 
     def append_history(self, record: Mapping[str, Any]) -> None:
-        data = memoryview((json.dumps(dict(record), sort_keys=True, allow_nan=True) + "\n").encode())
+        data = (json.dumps(dict(record), sort_keys=True, allow_nan=True) + "\n").encode()
         file = self.path / HISTORY
         try:
             fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 start = os.lseek(fd, 0, os.SEEK_END)
                 try:
-                    while data:
-                        data = data[os.write(fd, data):]
+                    write_all(fd, data)
                 except OSError:  # disk full mid-line: cut the torn line, or the next record would be glued to it
                     os.ftruncate(fd, start)
                     raise

@@ -6,7 +6,6 @@ Nothing here ever unpickles: a ``.pt``/``.bin`` pickle archive is recognised and
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -56,13 +55,7 @@ def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Ma
     background save holding the GIL stalls the training thread), then hashed from the page cache.
     """
     write_safetensors(tensors, path, metadata)
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        size = 0
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    return sha256_file(path), os.stat(path).st_size
 
 
 def snapshot_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

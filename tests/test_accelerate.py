@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support_launch import torchrun_two_ranks
 
 from grokplug._rundir import RunDir
 
@@ -56,12 +57,8 @@ def test_ranks_exit_cleanly_right_after_their_last_collective(tmp_path):
     # aborted at exit here (SIGABRT, "terminate called without an active exception"): a gloo worker
     # thread released the broadcast's tensors while Python was shutting down. Eight clean launches in a
     # row would happen by chance about 4 % of the time.
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    assert torchrun, "torch's launcher is installed with torch"
     script = tmp_path / "exit_after_collective.py"
     script.write_text(EXIT_AFTER_A_COLLECTIVE)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GROKPLUG_DISABLE_PLUGIN_AUTOLOAD": "1"}
     for launch in range(8):
-        out = subprocess.run([torchrun, "--nproc_per_node", "2", str(script)], capture_output=True, text=True,
-                             env=env, timeout=300)
+        out = torchrun_two_ranks(script, timeout=300)
         assert out.returncode == 0, f"launch {launch}: {out.stderr[-2000:]}"

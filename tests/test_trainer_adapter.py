@@ -291,21 +291,13 @@ grokplug.end_process_group()  # gloo left to interpreter exit sometimes aborted 
 @pytest.mark.slow
 def test_two_ranks_share_rank_zero_scores_and_stop_together(tmp_path):
     import json
-    import os
-    import shutil
-    import subprocess
-    import sys
     from pathlib import Path
 
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    assert torchrun, "torch's launcher is installed with torch"
+    from support_launch import torchrun_two_ranks
+
     script = tmp_path / "ddp_monitor.py"
     script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GROKPLUG_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    out = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", str(script), str(tmp_path / "out"), str(Path(__file__).parent)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+    out = torchrun_two_ranks(script, str(tmp_path / "out"), str(Path(__file__).parent), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = sorted(
         (json.loads(s) for s in out.stdout.splitlines() if s.startswith('{"rank"')), key=lambda d: d["rank"]
