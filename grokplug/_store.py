@@ -10,18 +10,23 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, serialize_file
 from safetensors.torch import load_file, save_file
 
 from ._atomic import create_temp, describe_os_error, make_private_dir, outer_indented_json, sha256_file
 from ._durability import write_file as write_checkpoint_file
 from ._rundir import CHECKPOINTS, RunDir, checkpoint_dirname
 from .errors import CheckpointIntegrityError
+
+try:  # safetensors >= 0.8: serialize straight from a tensor's memory
+    from safetensors import TensorSpec as _TensorSpec
+except ImportError:  # older: every write goes through save_file
+    _TensorSpec = None  # type: ignore[assignment,misc]
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
@@ -30,22 +35,45 @@ OPTIMIZER = "optimizer.safetensors"
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
-def write_safetensors(
-    tensors: Mapping[str, torch.Tensor], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
-) -> None:
-    """``save_file``, with its I/O failures (disk full, read-only, size limit) raised as ``OSError``.
-
-    safetensors reports them as ``SafetensorError("... (os error 28)")``, which callers that turn an
-    ``OSError`` into a one-line error would otherwise let through as a traceback.
-    """
+@contextlib.contextmanager
+def _io_errors_as_oserror(path: str | os.PathLike[str]) -> Iterator[None]:
+    """safetensors reports I/O failures (disk full, read-only, size limit) as ``SafetensorError("... (os error
+    28)")``; raised as ``OSError``, callers that turn one into a one-line error also catch these."""
     try:
-        save_file(dict(tensors), str(path), metadata=dict(metadata) if metadata is not None else None)
+        yield
     except SafetensorError as exc:
         match = _OS_ERROR.search(str(exc))
         if match is None:
             raise
         code = int(match.group(1))
         raise OSError(code, os.strerror(code), str(path)) from exc
+
+
+def write_safetensors(
+    tensors: Mapping[str, torch.Tensor], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+) -> None:
+    """``save_file``, with its I/O failures raised as ``OSError``; a :class:`Snapshot` is written from memory."""
+    meta = dict(metadata) if metadata is not None else None
+    with _io_errors_as_oserror(path):
+        if isinstance(tensors, Snapshot) and _TensorSpec is not None:
+            # safetensors' own serializer, given each tensor's memory directly: save_file would first re-check
+            # every tensor and build a numpy view of it, Python work that a background save does holding the
+            # GIL (the training thread waits for it). A Snapshot's tensors already are what those checks ask.
+            specs = {name: _TensorSpec(dtype=_dtype_name(t.dtype), shape=t.shape, data_ptr=t.data_ptr(),
+                                       data_len=t.numel() * t.element_size()) for name, t in tensors.items()}
+            serialize_file(specs, str(path), metadata=meta)
+        else:
+            save_file(dict(tensors), str(path), metadata=meta)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).split(".")[-1]  # the name save_file gives safetensors
+    return name
+
+
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
 
 
 def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> tuple[str, int]:
@@ -58,15 +86,23 @@ def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Ma
     return sha256_file(path), os.stat(path).st_size
 
 
-def snapshot_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+class Snapshot(dict[str, torch.Tensor]):
+    """Tensors that are private, contiguous CPU copies, as the ``snapshot_*`` functions make them.
+
+    Nothing else holds their memory, so a background thread may write them while training goes on,
+    and safetensors can serialize them straight from memory (see :func:`write_safetensors`).
+    """
+
+
+def snapshot_state_dict(model: torch.nn.Module) -> Snapshot:
     """A detached CPU copy of the weights (safe to write from another thread while training goes on).
 
     Copies also break storage sharing between tied weights, which safetensors refuses to save.
     """
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    return Snapshot((k, v.detach().to("cpu", copy=True).contiguous()) for k, v in model.state_dict().items())
 
 
-OptimizerSnapshot = tuple[dict[str, torch.Tensor], dict[str, Any]]
+OptimizerSnapshot = tuple[Snapshot, dict[str, Any]]
 
 
 def snapshot_optimizer(optimizer: torch.optim.Optimizer, with_rng: bool = True) -> OptimizerSnapshot:
@@ -78,7 +114,7 @@ def snapshot_optimizer(optimizer: torch.optim.Optimizer, with_rng: bool = True) 
 
 
 def _flatten_optimizer(state: Mapping[str, Any]) -> OptimizerSnapshot:
-    tensors: dict[str, torch.Tensor] = {}
+    tensors = Snapshot()
     scalars: dict[str, Any] = {}
     for idx, entries in state.get("state", {}).items():
         for key, value in entries.items():

@@ -44,6 +44,63 @@ def test_save_and_load_round_trip(run):
     assert not [p for p in (run.path / "checkpoints").iterdir() if p.name.startswith(".tmp")]
 
 
+def _mixed_snapshot() -> _store.Snapshot:
+    """Every shape of tensor a state dict holds: 0-dim (Adam's step), empty, bool, int, bf16, 2-d."""
+    return _store.Snapshot({
+        "w": torch.randn(5, 3), "step": torch.tensor(7.0), "empty": torch.zeros(0), "mask": torch.tensor([True, False]),
+        "ids": torch.arange(6, dtype=torch.int64), "half": torch.randn(4).to(torch.bfloat16),
+    })
+
+
+def test_snapshot_is_written_byte_for_byte_as_save_file_writes_it(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    snapshot = _mixed_snapshot()
+    save_file(dict(snapshot), str(tmp_path / "reference.safetensors"), metadata={"format": "pt", "step": "3"})
+    monkeypatch.setattr(_store, "save_file", lambda *a, **k: pytest.fail("a Snapshot must not go through save_file"))
+    _store.write_safetensors(snapshot, tmp_path / "fast.safetensors", {"format": "pt", "step": "3"})
+    assert (tmp_path / "fast.safetensors").read_bytes() == (tmp_path / "reference.safetensors").read_bytes()
+    loaded = load_file(str(tmp_path / "fast.safetensors"))
+    assert all(torch.equal(loaded[k], v) and loaded[k].dtype == v.dtype for k, v in snapshot.items())
+
+
+def test_without_tensorspec_a_snapshot_goes_through_save_file(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    snapshot = _mixed_snapshot()
+    save_file(dict(snapshot), str(tmp_path / "reference.safetensors"))
+    calls = []
+    monkeypatch.setattr(_store, "_TensorSpec", None)  # safetensors < 0.8
+    monkeypatch.setattr(_store, "save_file", lambda *a, **k: (calls.append(a[1]), save_file(*a, **k))[1])
+    _store.write_safetensors(snapshot, tmp_path / "old.safetensors")
+    assert calls == [str(tmp_path / "old.safetensors")]
+    assert (tmp_path / "old.safetensors").read_bytes() == (tmp_path / "reference.safetensors").read_bytes()
+
+
+def test_snapshots_are_private_contiguous_copies():
+    model = torch.nn.Linear(3, 2)
+    model.weight.data = model.weight.data.t().contiguous().t()  # a non-contiguous parameter
+    snapshot = _store.snapshot_state_dict(model)
+    assert isinstance(snapshot, _store.Snapshot) and all(t.is_contiguous() for t in snapshot.values())
+    assert snapshot["weight"].data_ptr() != model.weight.data_ptr()
+    model.weight.data.add_(1.0)  # training goes on: the snapshot must not change
+    assert not torch.equal(snapshot["weight"], model.weight.data)
+
+
+def test_disk_full_in_the_snapshot_writer_is_an_oserror(tmp_path, monkeypatch):
+    import errno
+
+    from safetensors import SafetensorError
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(_store, "serialize_file", full)
+    with pytest.raises(OSError) as info:
+        _store.write_safetensors(_mixed_snapshot(), tmp_path / "x.safetensors")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "x.safetensors")
+
+
 def test_optimizer_state_round_trip(run):
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=0.01)
