@@ -112,8 +112,10 @@ def median(window: Sequence[float]) -> float:
 def thresholds(v_mem: float, v_max: float, p: Mapping[str, Any]) -> tuple[float, float]:
     """(onset level, generalization level) for a run with val ``v_mem`` at t_mem and held max ``v_max``."""
     gain = v_max - v_mem
-    onset = v_mem + p["onset_frac"] * gain
-    gen = v_mem + p["gen_frac"] * gain
+    # at most v_max: with gen_frac (or onset_frac) 1.0, v_mem + (v_max - v_mem) can round one ulp above v_max,
+    # a level the curve never held
+    onset = min(v_mem + p["onset_frac"] * gain, v_max)
+    gen = min(v_mem + p["gen_frac"] * gain, v_max)
     if p["tau_gen_abs"] is not None:
         gen = min(gen, p["tau_gen_abs"])
     return onset, max(gen, onset)  # monotone in v_max: the online candidate pruning relies on it

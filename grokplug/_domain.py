@@ -138,7 +138,7 @@ class UnlearningDomain:
     def save_model(self, model: Any, directory: Path, options: Mapping[str, Any]) -> None:
         """Write the unlearned weights into ``directory`` (a fresh temporary directory; safetensors only)."""
         from ._accelerate import unwrap
-        from ._store import snapshot_state_dict, write_safetensors
+        from ._tensor_files import snapshot_state_dict, write_safetensors
 
         write_safetensors(snapshot_state_dict(unwrap(model)), directory / "model.safetensors")
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ._rundir import RunDir
-from ._store import load_weights
+from ._tensor_files import load_weights
 from ._types import CheckpointRef, CheckpointRequest
 from .errors import ArchitectureMismatchError, CheckpointError
 from .plugins import get_plugin_manager

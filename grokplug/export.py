@@ -27,7 +27,7 @@ from typing import Any
 from ._atomic import sha256_file
 from ._paths import check_output_dir
 from ._resolve import Source, build_model, load_into, request_checkpoint
-from ._store import load_weights, write_safetensors
+from ._tensor_files import load_weights, write_safetensors
 from ._types import CheckpointRef
 from .errors import CheckpointError, UsageError
 

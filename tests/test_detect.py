@@ -436,6 +436,24 @@ def plausible_runs(draw: st.DrawFn) -> tuple[list[Record], set[int], dict[str, A
     return history, saved, params
 
 
+def test_levels_at_full_gain_fraction_never_round_above_the_held_max():
+    from grokplug._curve_rules import thresholds
+
+    assert 0.03 + 1.0 * (0.29 - 0.03) > 0.29  # the float rounding this guards against
+    onset, gen = thresholds(0.03, 0.29, {**DEFAULT_PARAMS, "onset_frac": 1.0, "gen_frac": 1.0})
+    assert onset == gen == 0.29
+
+
+def test_gen_frac_one_on_a_run_still_climbing():
+    """Found by the property test below: with gen_frac 1.0 the online detector asserted (the gen level rounded
+    above every level the curve had held)."""
+    train = [0.5, 0.62, 0.73, 0.82, 0.88, 0.93, 0.95, 0.97, 0.98, 0.99, 0.99, 1.0, 1.0, 1.0, 1.0, 1.0]
+    val = [0.04, 0.06, 0.07, 0.08, 0.1, 0.11, 0.13, 0.14, 0.15, 0.17, 0.24, 0.31, 0.44, 0.56, 0.63, 0.68]
+    history = [{"step": i, "train_acc": t, "val_acc": v} for i, (t, v) in enumerate(zip(train, val, strict=True))]
+    report, _ = check_protection(history, set(), gen_frac=1.0)
+    assert report.label == "memorization" and report.in_progress and report.t_gen is None
+
+
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(plausible_runs())
 def test_final_choices_were_always_protected(run: tuple[list[Record], set[int], dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from grokplug import _store
+from grokplug import _store, _tensor_files
 from grokplug._atomic import RunLock, write_json_atomic
 from grokplug._retention import RetentionPolicy
 from grokplug._rundir import RunDir
@@ -52,14 +52,24 @@ def _mixed_snapshot() -> _store.Snapshot:
     })
 
 
-def test_snapshot_is_written_byte_for_byte_as_save_file_writes_it(tmp_path, monkeypatch):
+def _safetensors_parts(path) -> tuple[dict, bytes]:
+    """A safetensors file read by its published layout: an 8-byte little-endian header length, the JSON
+    header, then the tensor bytes."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8 : 8 + size]), raw[8 + size :]
+
+
+def test_snapshot_is_written_as_save_file_writes_it(tmp_path, monkeypatch):
     from safetensors.torch import load_file, save_file
 
     snapshot = _mixed_snapshot()
     save_file(dict(snapshot), str(tmp_path / "reference.safetensors"), metadata={"format": "pt", "step": "3"})
-    monkeypatch.setattr(_store, "save_file", lambda *a, **k: pytest.fail("a Snapshot must not go through save_file"))
+    monkeypatch.setattr(_tensor_files, "save_file", lambda *a, **k: pytest.fail("a Snapshot must not go through save_file"))
     _store.write_safetensors(snapshot, tmp_path / "fast.safetensors", {"format": "pt", "step": "3"})
-    assert (tmp_path / "fast.safetensors").read_bytes() == (tmp_path / "reference.safetensors").read_bytes()
+    # the same header and the same tensor bytes (safetensors itself orders metadata keys at random, so two
+    # save_file calls can differ in key order only)
+    assert _safetensors_parts(tmp_path / "fast.safetensors") == _safetensors_parts(tmp_path / "reference.safetensors")
     loaded = load_file(str(tmp_path / "fast.safetensors"))
     assert all(torch.equal(loaded[k], v) and loaded[k].dtype == v.dtype for k, v in snapshot.items())
 
@@ -70,11 +80,11 @@ def test_without_tensorspec_a_snapshot_goes_through_save_file(tmp_path, monkeypa
     snapshot = _mixed_snapshot()
     save_file(dict(snapshot), str(tmp_path / "reference.safetensors"))
     calls = []
-    monkeypatch.setattr(_store, "_TensorSpec", None)  # safetensors < 0.8
-    monkeypatch.setattr(_store, "save_file", lambda *a, **k: (calls.append(a[1]), save_file(*a, **k))[1])
+    monkeypatch.setattr(_tensor_files, "_TensorSpec", None)  # safetensors < 0.8
+    monkeypatch.setattr(_tensor_files, "save_file", lambda *a, **k: (calls.append(a[1]), save_file(*a, **k))[1])
     _store.write_safetensors(snapshot, tmp_path / "old.safetensors")
     assert calls == [str(tmp_path / "old.safetensors")]
-    assert (tmp_path / "old.safetensors").read_bytes() == (tmp_path / "reference.safetensors").read_bytes()
+    assert _safetensors_parts(tmp_path / "old.safetensors") == _safetensors_parts(tmp_path / "reference.safetensors")
 
 
 def test_snapshots_are_private_contiguous_copies():
@@ -87,6 +97,19 @@ def test_snapshots_are_private_contiguous_copies():
     assert not torch.equal(snapshot["weight"], model.weight.data)
 
 
+def test_a_snapshot_edited_into_a_strided_view_goes_through_save_file(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    snapshot = _store.Snapshot({"w": torch.arange(12.0).reshape(3, 4).t()})  # not a dense block any more
+    monkeypatch.setattr(_tensor_files, "serialize_file", lambda *a, **k: pytest.fail("a strided tensor needs save_file"))
+    with pytest.raises(ValueError, match="non contiguous"):  # save_file's own refusal, not silently wrong bytes
+        _store.write_safetensors(snapshot, tmp_path / "x.safetensors")
+    snapshot["w"] = snapshot["w"].contiguous()
+    monkeypatch.undo()
+    _store.write_safetensors(snapshot, tmp_path / "x.safetensors")
+    assert torch.equal(load_file(str(tmp_path / "x.safetensors"))["w"], torch.arange(12.0).reshape(3, 4).t())
+
+
 def test_disk_full_in_the_snapshot_writer_is_an_oserror(tmp_path, monkeypatch):
     import errno
 
@@ -95,7 +118,7 @@ def test_disk_full_in_the_snapshot_writer_is_an_oserror(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(_store, "serialize_file", full)
+    monkeypatch.setattr(_tensor_files, "serialize_file", full)
     with pytest.raises(OSError) as info:
         _store.write_safetensors(_mixed_snapshot(), tmp_path / "x.safetensors")
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "x.safetensors")

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 
 import grokplug
-from grokplug import _store
+from grokplug import _tensor_files
 from grokplug._atomic import sha256_file
 from grokplug._retention import RetentionPolicy
 from grokplug._rundir import RunDir
@@ -40,7 +40,7 @@ def _unlearn_into(source: Path, out: Path) -> GrokplugError:
 
 def _simulated_disk_full(monkeypatch: pytest.MonkeyPatch, after_calls: int = 0) -> None:
     """What safetensors raises on a full disk (a SafetensorError carrying the errno), after writing some bytes."""
-    real = _store.save_file
+    real = _tensor_files.save_file
     calls = {"n": 0}
 
     def save_file(tensors, filename, metadata=None):
@@ -50,7 +50,7 @@ def _simulated_disk_full(monkeypatch: pytest.MonkeyPatch, after_calls: int = 0) 
         Path(filename).write_bytes(b"\0" * 1000)
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(_store, "save_file", save_file)
+    monkeypatch.setattr(_tensor_files, "save_file", save_file)
 
 
 @pytest.mark.parametrize("nested", [False, True], ids=["out-in-ro-dir", "out-parents-in-ro-dir"])
