@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,17 @@ class RetentionPolicy:
                 keep.add(step)
         keep.update(s for s in protected if s in set(steps))
         return keep
+
+    def only_the_resume_point(self, step: int, saved_steps: Iterable[int], protected: Iterable[int] = ()) -> bool:
+        """Whether the newest ``step`` is kept only as the one latest checkpoint (the resume point).
+
+        Such a checkpoint is deleted by the next save unless something protects it by then, so the
+        tracker may hold it in memory instead of writing it. Never true when more than one recent
+        checkpoint is wanted (``keep_last > 1``) or everything is kept.
+        """
+        if self.keep_all or self.keep_last != 1:
+            return False
+        return step not in replace(self, keep_last=0).keep(saved_steps, protected)
 
     def to_dict(self) -> dict[str, object]:
         return {"per_octave": self.per_octave, "keep_last": self.keep_last, "keep_all": self.keep_all}

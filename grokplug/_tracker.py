@@ -21,22 +21,20 @@ from typing import Any
 
 import torch
 
-from . import _store
 from ._atomic import RunLock
 from ._detect import GrokReport, PhaseChange
 from ._online import OnlineDetector
-from ._resolve import unwrap_model
 from ._retention import RetentionPolicy
 from ._rundir import CHECKPOINTS, RunDir
 from ._saver import BackgroundWriter, InlineWriter
 from ._tracker_open import RunOpening, is_main_process_of
-from ._types import CheckpointRef
+from ._tracker_saves import CheckpointSaving, HeldSave
 from ._validate import check_step, finite_metric
 from .errors import UsageError
 from .plugins import get_plugin_manager
 
 
-class GrokTracker(RunOpening):
+class GrokTracker(RunOpening, CheckpointSaving):
     """Track one run in ``run_dir``.
 
     :param config: the training recipe (recorded; a resumed run must match it except ``max_steps``).
@@ -51,6 +49,10 @@ class GrokTracker(RunOpening):
     :param durable_every_s: seconds between durable points. Every save is atomic (a killed process
         loses nothing written), but only a durable point is fsynced against a power loss: every
         ``durable_every_s``, at :meth:`flush` and at :meth:`close` (see ``grokplug._durability``).
+    :param resume_every_s: a save that retention keeps only as the latest checkpoint (the resume point,
+        deleted again by the next save) is held in memory instead of written, unless the last written
+        checkpoint is this many seconds old. It is written at :meth:`flush`, :meth:`close` and when the
+        loop raises; a killed process resumes from the last written one. ``0`` writes every save.
     :param resume: continue an unfinished run found in ``run_dir``; ``False`` refuses an existing run.
     :param overwrite: delete an existing grokplug run in ``run_dir`` and start afresh.
     """
@@ -67,6 +69,7 @@ class GrokTracker(RunOpening):
         detector_params: Mapping[str, Any] | None = None,
         async_save: bool = True,
         durable_every_s: float = 30.0,
+        resume_every_s: float = 30.0,
         resume: bool = True,
         overwrite: bool = False,
         accelerator: Any = None,
@@ -78,8 +81,10 @@ class GrokTracker(RunOpening):
         self.retention = retention or RetentionPolicy()
         self.detector_params = dict(detector_params or {})
         self.durable_every_s = finite_metric(durable_every_s, "durable_every_s")
-        if self.durable_every_s < 0:
-            raise UsageError(f"durable_every_s must be >= 0 seconds, got {durable_every_s}")
+        self.resume_every_s = finite_metric(resume_every_s, "resume_every_s")
+        for name, value in (("durable_every_s", durable_every_s), ("resume_every_s", resume_every_s)):
+            if value < 0:
+                raise UsageError(f"{name} must be >= 0 seconds, got {value}")
         self._last_durable = time.monotonic()
         self.accelerator = accelerator
         self.is_main = is_main_process_of(accelerator)
@@ -95,6 +100,8 @@ class GrokTracker(RunOpening):
         if self.is_main:
             self._open(splits, resume=resume, overwrite=overwrite)
         self._sync_ranks()
+        self._held: HeldSave | None = None  # the newest checkpoint, kept only to resume from, not written yet
+        self._last_write = time.monotonic()
         self._writer = (BackgroundWriter() if async_save else InlineWriter()) if self.is_main else InlineWriter()
 
     # -- training-loop calls -------------------------------------------------------------------
@@ -152,47 +159,6 @@ class GrokTracker(RunOpening):
             self._pm.phase_changed(change)
         return change
 
-    def _submit_save(
-        self, step: int, record: Mapping[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
-    ) -> None:
-        inner = unwrap_model(model)
-        tensors = _store.snapshot_state_dict(inner)  # copy now; the loop keeps training
-        opt = _store.snapshot_optimizer(optimizer) if optimizer is not None else None
-        protected = set(self.detector.protected_steps())
-        meta = {
-            "metrics": dict(record),
-            "config": self.config,
-            "seed": self.seed,
-            "data": self.run.run_info.get("data", {}) if self.run else {},
-            "model_class": f"{type(inner).__module__}.{type(inner).__qualname__}",
-        }
-        run = self.run
-        assert run is not None
-
-        def job() -> None:
-            previous = run.latest_step
-            # only the latest optimizer state is needed to resume
-            stale_opt = [previous] if opt is not None and previous is not None and previous != step else []
-            saved = set(run.checkpoint_steps()) | {step}
-            keep = self.retention.keep(saved, protected | set(run.pins.values()))
-            if step not in keep:  # a policy that would delete it at once: not worth serialising
-                _store.prune_checkpoints(run, delete=saved - keep - {step})
-                return
-            # what retention drops goes out in the same manifest write that names the new checkpoint
-            now = time.monotonic()
-            durable = now - self._last_durable >= self.durable_every_s
-            entry = _store.save_checkpoint(run, step, tensors, meta, optimizer=opt, drop_optimizer=stale_opt,
-                                           delete=saved - keep, durable=durable)
-            if durable:
-                self._last_durable = now
-            ref = CheckpointRef(
-                phase="candidate", step=step, path=run.checkpoint_file(step, entry["path"]), sha256=entry["sha256"],
-                metrics=dict(record), run_dir=run.path, provider="tracker",
-            )
-            self._pm.checkpoint_saved(ref)
-
-        self._writer.submit(job)
-
     def maybe_save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> bool:
         """Save a checkpoint on a save step without an eval record (prefer ``log_eval(model=...)``)."""
         if not self.is_main or not self.is_save_step(step):
@@ -207,7 +173,9 @@ class GrokTracker(RunOpening):
         return self._final or self.detector.report()
 
     def flush(self) -> None:
-        """Wait for pending checkpoint writes, then make what was written durable (fsynced)."""
+        """Write the held resume point, wait for pending checkpoint writes, then make them durable (fsynced)."""
+        if self.is_main:
+            self._writer.submit(self._write_held)
         self._writer.flush()
         if self.is_main and self.run is not None:
             self.run.write_manifest()
@@ -220,6 +188,7 @@ class GrokTracker(RunOpening):
         report: GrokReport | None = None
         try:
             if self.is_main:
+                self._writer.submit(self._write_held)
                 self._writer.close()
                 report = self._finalise()
         finally:
@@ -261,6 +230,9 @@ class GrokTracker(RunOpening):
             self.close()
         else:  # keep what was written; the run stays resumable
             try:
+                if self.is_main:
+                    with contextlib.suppress(Exception):  # best effort: keep the last save as the resume point
+                        self._writer.submit(self._write_held)
                 self._writer.close()
                 if self.is_main and self.run is not None:
                     # a durable point for the resume, best effort: the error that is unwinding is the news

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import grokplug
+from grokplug._store import load_weights
 from grokplug.adapters import SSD_PARAMETERS, PerturberAdapter
 
 
@@ -63,7 +64,14 @@ def test_matches_the_builtin_ssd(digits_run_dir, alpha):
     a, b = ours.model.state_dict(), builtin.model.state_dict()
     assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
     assert ours.metrics["forget_acc"] == pytest.approx(builtin.metrics["forget_acc"])
-    assert ours.metrics["forget_acc"] < ours.metrics["start_metrics"]["forget_acc"]  # it did dampen
+    # it did dampen: weights moved from the start checkpoint. Forget accuracy is no proxy at alpha 10: the
+    # digits run trained on an AMD EPYC has 1818 weights dampened there and forget accuracy still 1.0
+    # (the run trained on the previous CPU lost some); at alpha 2 it drops on both
+    assert ours.start is not None
+    start = load_weights(ours.start.path, ours.start.sha256)
+    assert sum(int((start[k] != a[k]).sum()) for k in a) > 0
+    if alpha == 2.0:
+        assert ours.metrics["forget_acc"] < ours.metrics["start_metrics"]["forget_acc"]
     # forget first, then the full training set, in eval mode, as ssd_tuning does
     assert [c.split("/")[0] for c in StandInPerturber.CALLS] == ["importance", "importance", "modify"]
     assert StandInPerturber.CALLS[2] == "modify/False"

@@ -120,6 +120,27 @@ def test_kill_9_mid_checkpoint_save_keeps_the_run_readable_and_resumable(where, 
         assert torch.equal(tensor, straight_weights[name]), name
 
 
+def test_kill_9_while_saves_are_held_in_memory_resumes_from_the_last_written_checkpoint(tmp_path, straight_weights):
+    """Default ``resume_every_s``: saves kept only as the resume point are held, not written; a kill loses them."""
+    run = tmp_path / "run"
+    proc, _ = _start_paused(run, "held", CRASH_STEP, tmp_path)
+    _kill9(proc)
+    crashed = RunDir(run)
+    logged = {r["step"] for r in crashed.history() if r["saved"]}
+    assert {CRASH_STEP - 10, CRASH_STEP} <= logged  # both were saves of the loop ...
+    assert crashed.latest_step is not None and crashed.latest_step < CRASH_STEP - 10  # ... but neither was written
+    assert CRASH_STEP not in crashed.checkpoint_steps() and CRASH_STEP - 10 not in crashed.checkpoint_steps()
+    assert _store.load_optimizer(crashed, crashed.latest_step) is not None  # the written latest can be resumed
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+    model = crash_train.train(run)  # resumes from the last written checkpoint and redoes the lost steps
+    resumed = RunDir(run)
+    assert resumed.status == "finished" and resumed.latest_step == crash_train.STEPS
+    assert [r["step"] for r in resumed.history()] == list(range(0, crash_train.STEPS + 1, 10))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, straight_weights[name]), name
+
+
 def test_second_writer_gets_a_lock_error_naming_the_holder(tmp_path, capsys):
     run = tmp_path / "run"
     proc, _ = _start_paused(run, "loop", 50, tmp_path)
