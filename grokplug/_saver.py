@@ -50,12 +50,18 @@ class BackgroundWriter:
                                 "more: close it, fix the cause and resume the run")
         self._queue.put(job)
 
-    def flush(self) -> None:
+    def flush(self, last: Callable[[], None] | None = None) -> None:
+        """Wait for the queued jobs (and ``last``, queued after them unless a job has failed)."""
+        if last is not None and not self._failed:
+            self._queue.put(last)
         self._queue.join()
         self._raise_pending()
 
-    def close(self) -> None:
+    def close(self, last: Callable[[], None] | None = None) -> None:
+        """Run the queued jobs (and ``last``, as :meth:`flush`), then stop the thread."""
         if self._thread.is_alive():
+            if last is not None and not self._failed:
+                self._queue.put(last)
             self._queue.put(None)
             self._thread.join()
         self._raise_pending()
@@ -67,8 +73,10 @@ class InlineWriter:
     def submit(self, job: Callable[[], None]) -> None:
         job()
 
-    def flush(self) -> None:
-        return None
+    def flush(self, last: Callable[[], None] | None = None) -> None:
+        if last is not None:
+            last()
 
-    def close(self) -> None:
-        return None
+    def close(self, last: Callable[[], None] | None = None) -> None:
+        if last is not None:
+            last()

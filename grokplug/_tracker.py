@@ -174,9 +174,7 @@ class GrokTracker(RunOpening, CheckpointSaving):
 
     def flush(self) -> None:
         """Write the held resume point, wait for pending checkpoint writes, then make them durable (fsynced)."""
-        if self.is_main:
-            self._writer.submit(self._write_held)
-        self._writer.flush()
+        self._writer.flush(last=self._write_held)
         if self.is_main and self.run is not None:
             self.run.write_manifest()
             self._last_durable = time.monotonic()
@@ -188,8 +186,7 @@ class GrokTracker(RunOpening, CheckpointSaving):
         report: GrokReport | None = None
         try:
             if self.is_main:
-                self._writer.submit(self._write_held)
-                self._writer.close()
+                self._writer.close(last=self._write_held)
                 report = self._finalise()
         finally:
             self._closed = True
@@ -230,10 +227,7 @@ class GrokTracker(RunOpening, CheckpointSaving):
             self.close()
         else:  # keep what was written; the run stays resumable
             try:
-                if self.is_main:
-                    with contextlib.suppress(Exception):  # best effort: keep the last save as the resume point
-                        self._writer.submit(self._write_held)
-                self._writer.close()
+                self._writer.close(last=self._write_held_best_effort)
                 if self.is_main and self.run is not None:
                     # a durable point for the resume, best effort: the error that is unwinding is the news
                     with contextlib.suppress(Exception):

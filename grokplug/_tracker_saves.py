@@ -7,6 +7,7 @@ The training-loop calls are in grokplug/_tracker.py.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -105,6 +106,11 @@ class CheckpointSaving:
             return
         saved = set(self.run.checkpoint_steps()) | {held.step}
         self._write(held, delete=saved - self.retention.keep(saved, held.protected | set(self.run.pins.values())))
+
+    def _write_held_best_effort(self) -> None:
+        """As :meth:`_write_held` while an exception unwinds the loop: that exception is the news, not this."""
+        with contextlib.suppress(Exception):
+            self._write_held()
 
     def _write(self, save: HeldSave, delete: set[int]) -> None:
         run = self.run

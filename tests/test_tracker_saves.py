@@ -160,3 +160,36 @@ def test_only_the_resume_point_by_hand():
     assert not ONE_PER_OCTAVE.only_the_resume_point(20, [10, 20])  # first in its bucket
     assert not RetentionPolicy(per_octave=1, keep_last=2).only_the_resume_point(30, saved)  # survives the next save
     assert not RetentionPolicy.dense().only_the_resume_point(30, saved)
+
+
+def test_a_tracker_whose_save_failed_still_closes_after_the_failure_was_reported(tmp_path, monkeypatch):
+    """close() must not re-submit work to a writer that has failed (it would raise, and skip the report)."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    tracker = grokplug.GrokTracker(tmp_path / "run", config={"task": "failed-save"}, retention=ONE_PER_OCTAVE)
+    tracker.log_eval(10, train_acc=0.5, val_acc=0.1, model=model)
+    tracker.flush()
+
+    def disk_gone(*args, **kwargs):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr("grokplug._store.save_checkpoint", disk_gone)
+    tracker.log_eval(20, train_acc=0.6, val_acc=0.1, model=model)  # a skeleton step: its write fails
+    with pytest.raises(OSError, match="disk gone"):
+        tracker.flush()
+    report = tracker.close()  # the failure was reported: close finishes the run from what was written
+    assert report is not None and RunDir(tmp_path / "run").status == "finished"
+    assert RunDir(tmp_path / "run").checkpoint_steps() == [10]
+
+
+def test_writers_run_the_last_job_only_while_healthy():
+    from grokplug._saver import BackgroundWriter, InlineWriter
+
+    ran: list[str] = []
+    writer = BackgroundWriter()
+    writer.flush(last=lambda: ran.append("flush"))
+    writer.close(last=lambda: ran.append("close"))
+    inline = InlineWriter()
+    inline.flush(last=lambda: ran.append("inline flush"))
+    inline.close(last=lambda: ran.append("inline close"))
+    assert ran == ["flush", "close", "inline flush", "inline close"]
