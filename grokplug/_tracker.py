@@ -28,7 +28,7 @@ from ._retention import RetentionPolicy
 from ._rundir import CHECKPOINTS, RunDir
 from ._saver import BackgroundWriter, InlineWriter
 from ._tracker_open import RunOpening, is_main_process_of
-from ._tracker_saves import CheckpointSaving, HeldSave
+from ._tracker_saves import CheckpointSaving, PendingSave
 from ._validate import check_step, finite_metric
 from .errors import UsageError
 from .plugins import get_plugin_manager
@@ -53,6 +53,7 @@ class GrokTracker(RunOpening, CheckpointSaving):
         deleted again by the next save) is held in memory instead of written, unless the last written
         checkpoint is this many seconds old. It is written at :meth:`flush`, :meth:`close` and when the
         loop raises; a killed process resumes from the last written one. ``0`` writes every save.
+        At most one snapshot is held, in host memory, and only while saves come faster than this.
     :param resume: continue an unfinished run found in ``run_dir``; ``False`` refuses an existing run.
     :param overwrite: delete an existing grokplug run in ``run_dir`` and start afresh.
     """
@@ -100,7 +101,7 @@ class GrokTracker(RunOpening, CheckpointSaving):
         if self.is_main:
             self._open(splits, resume=resume, overwrite=overwrite)
         self._sync_ranks()
-        self._held: HeldSave | None = None  # the newest checkpoint, kept only to resume from, not written yet
+        self._held: PendingSave | None = None  # the newest checkpoint, kept only to resume from, not written yet
         self._last_write = time.monotonic()
         self._writer = (BackgroundWriter() if async_save else InlineWriter()) if self.is_main else InlineWriter()
 

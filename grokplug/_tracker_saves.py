@@ -25,12 +25,16 @@ from ._saver import BackgroundWriter, InlineWriter
 from ._types import CheckpointRef
 from .plugins import GrokplugPluginManager
 
-__all__ = ["CheckpointSaving", "HeldSave"]
+__all__ = ["CheckpointSaving", "PendingSave"]
 
 
 @dataclass(frozen=True)
-class HeldSave:
-    """One checkpoint: snapshotted on the training thread, then written, held or skipped by the writer."""
+class PendingSave:
+    """One save: snapshotted on the training thread, then written, held or skipped by the writer.
+
+    At most one is held (besides the writer's queue of two): saves that come less often than
+    ``resume_every_s`` are written at once, so a model whose save takes that long is never held.
+    """
 
     step: int
     record: dict[str, Any]
@@ -52,7 +56,7 @@ class CheckpointSaving:
     resume_every_s: float
     _pm: GrokplugPluginManager
     _writer: BackgroundWriter | InlineWriter
-    _held: HeldSave | None
+    _held: PendingSave | None
     _last_write: float
     _last_durable: float
 
@@ -60,7 +64,7 @@ class CheckpointSaving:
         self, step: int, record: Mapping[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
     ) -> None:
         inner = unwrap_model(model)
-        save = HeldSave(
+        save = PendingSave(
             step=step,
             record=dict(record),
             tensors=_store.snapshot_state_dict(inner),  # copy now; the loop keeps training
@@ -78,7 +82,7 @@ class CheckpointSaving:
 
     # The jobs below run on the writer, one at a time, in submission order.
 
-    def _save_job(self, new: HeldSave) -> None:
+    def _save_job(self, new: PendingSave) -> None:
         """Write the new checkpoint, hold it in memory (only the resume point), or skip it (retention drops it)."""
         run = self.run
         assert run is not None
@@ -112,7 +116,7 @@ class CheckpointSaving:
         with contextlib.suppress(Exception):
             self._write_held()
 
-    def _write(self, save: HeldSave, delete: set[int]) -> None:
+    def _write(self, save: PendingSave, delete: set[int]) -> None:
         run = self.run
         assert run is not None
         previous = run.latest_step  # only the latest optimizer state is needed to resume
