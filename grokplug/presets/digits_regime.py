@@ -72,6 +72,9 @@ The shipped presets, measured through ``grokplug train`` (the real loop, stratif
     =====================  ======  ============  ==============  =============  =====  ======  ==========
 
     (* one thread, 15 000 steps, on the shared machine at load average 10-16: not the idle figure.)
+    The numbers depend on the CPU's float results. On an AMD EPYC VM (2026-12-01) MLP seed 0 gave peak
+    0.723 (200), trough 0.645 (11100), drop 0.078, final 0.651: shape ``plateau``, just under drop_min 0.08,
+    in 39.5 s. CNN seed 0 there: peak 0.726 (200), trough 0.635 (14600), drop 0.091, ``peak-decline``, 112 s.
     Train acc was 1.00 at every trough. Both θ_pre rules pick the peak itself (t_mem comes before it),
     no run was labelled grokking, so none has θ_grok. How far from the criteria: the decline reaches
     0.08 on 3 of 6 runs; the late rise to P + 0.10 is missing by 0.18-0.19 (seed 0 MLP: needs 0.823,
