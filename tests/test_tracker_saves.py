@@ -73,8 +73,9 @@ def test_a_save_kept_only_as_the_resume_point_is_held_until_flush(tmp_path, pm):
     assert s.written == [10, 20, 40]
     s.tracker.flush()
     assert s.on_disk == [10, 20, 40, 60] and s.with_optimizer() == [60]
-    weights = RunDir(tmp_path / "run").checkpoint_entry(60)
-    assert weights["sha256"]
+    run = RunDir(tmp_path / "run")
+    flushed = load_weights(run.weights_path(60), run.checkpoint_entry(60)["sha256"])  # verified against its hash
+    assert all(torch.equal(flushed[k], v) for k, v in s.model.state_dict().items())  # the weights of step 60
     s.log(70)  # a skeleton step: written; 60 is no longer the newest and goes
     assert s.on_disk == [10, 20, 40, 70] and s.written == [10, 20, 40, 60, 70]
     s.tracker.close()
