@@ -7,6 +7,7 @@ pickle archive is recognised and refused).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -60,14 +61,9 @@ def write_safetensors(
             save_file(dict(tensors), str(path), metadata=meta)
 
 
+@functools.cache
 def _dtype_name(dtype: torch.dtype) -> str:
-    name = _DTYPE_NAMES.get(dtype)
-    if name is None:
-        name = _DTYPE_NAMES[dtype] = str(dtype).split(".")[-1]  # the name save_file gives safetensors
-    return name
-
-
-_DTYPE_NAMES: dict[torch.dtype, str] = {}
+    return str(dtype).split(".")[-1]  # the name save_file gives safetensors
 
 
 class Snapshot(dict[str, torch.Tensor]):
